@@ -1,0 +1,1 @@
+"""Settlement ledger gateway: everything that talks to the chain or the SQL mirror."""

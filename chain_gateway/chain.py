@@ -1,0 +1,181 @@
+"""Connect to a chain behind one interface: in-process eth-tester, a managed local anvil,
+or any JSON-RPC URL (Besu QBFT, geth, a developer's anvil).
+
+The managed anvil runs on a free 127.0.0.1 port with its state persisted under the data
+folder (``--state`` loads on start and saves on SIGTERM; ``--state-interval`` bounds what a
+kill loses). It dies with its parent (PR_SET_PDEATHSIG), so neither tests nor Ctrl-C nor a
+SIGKILLed gateway leave an orphan node behind.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.middleware import ExtraDataToPOAMiddleware
+
+from chain_gateway.config import Settings
+from chain_gateway.errors import ChainUnavailable, ConfigurationError, ToolchainError
+
+# anvil's and Hardhat's well-known development mnemonic; eth-tester derives the same keys
+# from it, so "dev account 0" is the same address on both local chains.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_HD_PATH = "m/44'/60'/0'/0"
+ChainKind = Literal["eth-tester", "anvil", "rpc"]
+
+
+def dev_accounts(count: int = 10) -> list[LocalAccount]:
+    """The funded development accounts of eth-tester and anvil (never use on a real network)."""
+    Account.enable_unaudited_hdwallet_features()
+    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"{DEV_HD_PATH}/{i}") for i in range(count)]
+
+
+@dataclass
+class ChainHandle:
+    """A connected chain; `close()` stops whatever this process started."""
+
+    w3: Web3
+    kind: ChainKind
+    rpc_url: str | None
+    dev_keys: list[LocalAccount] = field(default_factory=list)
+    process: AnvilProcess | None = None
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def anvil_binary(project_root: Path) -> Path:
+    """anvil from the npm package (its postinstall may be skipped, the binary is inside)."""
+    for candidate in (
+        project_root / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil",
+        project_root / "node_modules" / "@foundry-rs" / "anvil-linux-arm64" / "bin" / "anvil",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise ToolchainError("anvil not found under node_modules/@foundry-rs: run `npm ci` (make does it)")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class AnvilProcess:
+    """A local anvil node owned by this process."""
+
+    def __init__(self, binary: Path, *, port: int | None, state_file: Path | None, state_interval: int,
+                 log_file: Path | None = None, block_time: float | None = None) -> None:
+        self.port = port or _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [str(binary), "--host", "127.0.0.1", "--port", str(self.port), "--gas-price", "0",
+                "--base-fee", "0", "--gas-limit", "30000000", "--code-size-limit", "49152", "--silent"]
+        if state_file is not None:
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            args += ["--state", str(state_file), "--state-interval", str(state_interval)]
+        if block_time is not None:
+            args += ["--block-time", str(block_time)]
+        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+        atexit.register(self.stop)
+        self._wait_ready()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 2}))
+        while time.monotonic() < deadline:
+            if self._proc is None or self._proc.poll() is not None:
+                raise ToolchainError(f"anvil exited at start-up (port {self.port})")
+            try:
+                w3.eth.block_number
+                return
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.05)
+        self.stop()
+        raise ChainUnavailable(f"anvil did not answer on {self.url} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """SIGTERM (anvil saves its state), then SIGKILL if it lingers."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, for crash tests: whatever the last state interval did not save is lost."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def make_web3(url: str, timeout: float = 10.0) -> Web3:
+    """A Web3 for a JSON-RPC URL, tolerant of QBFT's long extraData."""
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
+
+
+def eth_tester_web3() -> Web3:
+    """An in-process py-evm chain (cancun) with the development accounts funded."""
+    from eth_tester import EthereumTester, PyEVMBackend
+
+    backend = PyEVMBackend.from_mnemonic(DEV_MNEMONIC, num_accounts=10, hd_path=DEV_HD_PATH)
+    return Web3(EthereumTesterProvider(EthereumTester(backend)))
+
+
+def connect(settings: Settings, *, state_file: Path | None = None) -> ChainHandle:
+    """Connect as the settings say; starts a managed anvil when `chain == "anvil"`."""
+    if settings.chain == "eth-tester":
+        return ChainHandle(w3=eth_tester_web3(), kind="eth-tester", rpc_url=None, dev_keys=dev_accounts())
+    if settings.chain == "anvil":
+        proc = AnvilProcess(
+            anvil_binary(settings.project_root),
+            port=settings.anvil_port,
+            state_file=state_file if state_file is not None else settings.data_dir / "anvil-state.json",
+            state_interval=settings.anvil_state_interval,
+            log_file=settings.data_dir / "anvil.log",
+        )
+        return ChainHandle(w3=make_web3(proc.url, settings.rpc_timeout_seconds), kind="anvil", rpc_url=proc.url,
+                           dev_keys=dev_accounts(), process=proc)
+    if not settings.rpc_url:
+        raise ConfigurationError("SETTLEMENT_RPC_URL is required when SETTLEMENT_CHAIN=rpc")
+    w3 = make_web3(settings.rpc_url, settings.rpc_timeout_seconds)
+    try:
+        w3.eth.chain_id
+    except Exception as exc:  # noqa: BLE001 - any transport failure means unreachable
+        raise ChainUnavailable(f"cannot reach the chain at {settings.rpc_url}: {exc}") from exc
+    keys = dev_accounts() if int(w3.eth.chain_id) == 31337 else []
+    return ChainHandle(w3=w3, kind="rpc", rpc_url=settings.rpc_url, dev_keys=keys)

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title Settlement ledger
+/// @notice Holds each participant's settlement balance per currency and moves money only
+/// against the debtor's EIP-712 signature over a {PaymentOrder}.
+/// @dev Units: `currency` is the ISO 4217 code in ASCII (`"USD"` = 0x555344); amounts are
+/// integers in the currency's minor units; `uetr` is the 16 bytes of the UUID.
+///
+/// Invariants (each has a named test in tests/contracts):
+///  - conservation: for each currency, the sum of all balances == totalSupply(currency)
+///    == funded - defunded;
+///  - authorisation: no call debits a participant without that participant's signature,
+///    except {defund} by the operator;
+///  - single use: a UETR moves money at most once, whatever its outcome;
+///  - pause: while paused nothing moves; views still answer.
+interface ISettlementLedger {
+    /// @notice A payment order as the debtor signs it (EIP-712 type `PaymentOrder`).
+    /// @param uetr The payment's unique end-to-end transaction reference.
+    /// @param debtor The participant whose balance is debited; must be the signer.
+    /// @param creditor The participant credited.
+    /// @param currency ISO 4217 code.
+    /// @param amount Minor units, at most `type(uint96).max`.
+    /// @param flags Bit 0: queue if liquidity is short. Bit 1: urgent priority.
+    /// @param deadline Unix seconds after which the order is refused.
+    /// @param instructionHash keccak-256 of the RFC 8785 canonical JSON of the instruction.
+    struct PaymentOrder {
+        bytes16 uetr;
+        address debtor;
+        address creditor;
+        bytes3 currency;
+        uint256 amount;
+        uint8 flags;
+        uint64 deadline;
+        bytes32 instructionHash;
+    }
+
+    /// @notice Operator limits of one participant in one currency (0 means no limit).
+    struct Limits {
+        uint128 maxPerPayment;
+        uint128 maxDailyOutflow;
+    }
+
+    // ----------------------------------------------------------------- events
+    /// @notice Emitted when the operator credits reserves to a participant.
+    event Funded(address indexed participant, bytes3 indexed currency, uint256 amount, bytes32 ref);
+
+    /// @notice Emitted when the operator withdraws reserves from a participant.
+    event Defunded(address indexed participant, bytes3 indexed currency, uint256 amount, bytes32 ref);
+
+    /// @notice Emitted when a payment settles (directly, from the queue, or in a gridlock batch).
+    event PaymentSettled(
+        bytes16 indexed uetr,
+        address indexed debtor,
+        address indexed creditor,
+        bytes3 currency,
+        uint256 amount,
+        bytes32 instructionHash
+    );
+
+    /// @notice Emitted when a signed order lacks liquidity and asked to wait in the queue.
+    event PaymentQueued(
+        bytes16 indexed uetr, address indexed debtor, address indexed creditor, bytes3 currency, uint256 amount, uint8 flags
+    );
+
+    /// @notice Emitted when a queued payment is cancelled by its debtor.
+    event PaymentCancelled(bytes16 indexed uetr);
+
+    /// @notice Emitted when an order cannot settle; `reason` is the selector of the custom error.
+    event PaymentRejected(bytes16 indexed uetr, bytes4 reason);
+
+    /// @notice Emitted when a queued payment is put on hold (`held`) or released from hold.
+    event PaymentHoldChanged(bytes16 indexed uetr, bool held);
+
+    /// @notice Emitted when a queued payment's priority flags change.
+    event PaymentPriorityChanged(bytes16 indexed uetr, uint8 flags);
+
+    /// @notice Emitted after a batch of queued payments settled together.
+    /// @param count Payments settled. @param gridlock True for a simultaneous (net) settlement.
+    event QueueBatchSettled(uint256 count, bool gridlock);
+
+    /// @notice Emitted when the operator changes a participant's limits in a currency.
+    event LimitsChanged(address indexed participant, bytes3 indexed currency, uint128 maxPerPayment, uint128 maxDailyOutflow);
+
+    /// @notice Emitted when the operator changes a bilateral daily cap (0 removes it).
+    event BilateralLimitChanged(address indexed debtor, address indexed creditor, bytes3 indexed currency, uint256 maxDaily);
+
+    // ----------------------------------------------------------------- errors
+    /// @notice Thrown when the debtor's balance does not cover the amount.
+    error InsufficientBalance(address participant, bytes3 currency, uint256 balance, uint256 needed);
+
+    /// @notice Thrown when a UETR was already used, whatever its outcome.
+    error DuplicateUetr(bytes16 uetr);
+
+    /// @notice Thrown when the signature does not recover to the order's debtor.
+    error InvalidSignature();
+
+    /// @notice Thrown when the debtor or creditor is not an active participant.
+    error NotActive(address participant);
+
+    /// @notice Thrown when an order is submitted after its deadline.
+    error OrderExpired(uint64 deadline);
+
+    /// @notice Thrown when an amount is zero or above `type(uint96).max`, or debtor == creditor.
+    error InvalidOrder(bytes16 uetr);
+
+    /// @notice Thrown when a payment would exceed a limit. `kind`: 1 per payment, 2 daily, 3 bilateral.
+    error LimitExceeded(address participant, bytes3 currency, uint8 kind, uint256 limit, uint256 wouldBe);
+
+    /// @notice Thrown when a queue operation names a UETR that is not queued.
+    error NotQueued(bytes16 uetr);
+
+    /// @notice Thrown when someone other than the debtor or a relayer manages a queued payment.
+    error NotDebtor(bytes16 uetr, address caller);
+
+    /// @notice Thrown when a gridlock proposal would leave a participant below zero.
+    error GridlockInfeasible(address participant, bytes3 currency, uint256 available, uint256 needed);
+
+    /// @notice Thrown when a gridlock proposal names a held or non-queued payment.
+    error GridlockItemInvalid(bytes16 uetr);
+
+    /// @notice Thrown when an operator call gets a zero amount or an unregistered participant.
+    error InvalidFunding(address participant, bytes3 currency, uint256 amount);
+
+    /// @notice Thrown when batch arrays differ in length.
+    error LengthMismatch(uint256 orders, uint256 signatures);
+
+    // --------------------------------------------------------------- operator
+    /// @notice Credits reserves to a registered participant.
+    /// @dev Requirements: OPERATOR_ROLE, not paused, amount > 0. Emits {Funded}.
+    function fund(address participant, bytes3 currency, uint256 amount, bytes32 ref) external;
+
+    /// @notice Withdraws reserves from a participant's balance.
+    /// @dev Requirements: OPERATOR_ROLE, not paused, 0 < amount <= balance. Emits {Defunded}.
+    function defund(address participant, bytes3 currency, uint256 amount, bytes32 ref) external;
+
+    /// @notice Sets the operator limits of a participant in a currency (0 = unlimited).
+    /// @dev Requirements: OPERATOR_ROLE. Emits {LimitsChanged}.
+    function setLimits(address participant, bytes3 currency, uint128 maxPerPayment, uint128 maxDailyOutflow) external;
+
+    /// @notice Sets a daily cap on what `debtor` may pay `creditor` in `currency` (0 removes it).
+    /// @dev The day's counter starts when a cap exists; payments made earlier that day while
+    /// no cap was set are not counted. Requirements: OPERATOR_ROLE. Emits {BilateralLimitChanged}.
+    function setBilateralLimit(address debtor, address creditor, bytes3 currency, uint256 maxDaily) external;
+
+    /// @notice Stops every movement of money. Requirements: OPERATOR_ROLE. Emits {Paused}.
+    function pause() external;
+
+    /// @notice Lifts a pause. Requirements: OPERATOR_ROLE. Emits {Unpaused}.
+    function unpause() external;
+
+    // ---------------------------------------------------------------- payments
+    /// @notice Settles (or queues) one signed order; reverts with the custom error on failure.
+    /// @dev Requirements: RELAYER_ROLE, not paused, valid signature by `order.debtor`, unused UETR,
+    /// deadline not passed, both parties active, within limits, and either enough balance or the
+    /// queue flag. Emits {PaymentSettled} or {PaymentQueued}.
+    function submitPayment(PaymentOrder calldata order, bytes calldata signature) external;
+
+    /// @notice Settles many signed orders item by item: each settles, queues (if flagged) or is
+    /// rejected with {PaymentRejected}; one bad item never reverts the others.
+    /// @dev A rejected item with a valid signature consumes its UETR (status 4); an item whose
+    /// signature does not verify, or whose UETR is already used, changes no state, so nobody
+    /// can burn a bank's UETR without its key. Requirements: RELAYER_ROLE, not paused.
+    function settleBatch(PaymentOrder[] calldata orders, bytes[] calldata signatures) external;
+
+    // ------------------------------------------------------------------ queue
+    /// @notice Settles, in the given order, each queued payment whose debtor now has the
+    /// balance; those that still do not fit are skipped (FIFO bypass) and stay queued.
+    /// @dev Requirements: RELAYER_ROLE or OPERATOR_ROLE, not paused. Emits {PaymentSettled} per
+    /// payment and one {QueueBatchSettled}.
+    function settleQueued(bytes16[] calldata uetrs) external;
+
+    /// @notice Settles a set of queued payments simultaneously, on net positions: every
+    /// participant's balance plus incoming minus outgoing within the set must stay >= 0, or
+    /// nothing moves. The solver proposes; this function is the authority.
+    /// @dev Requirements: OPERATOR_ROLE, not paused, each item queued and not held.
+    /// Emits {PaymentSettled} per payment and one {QueueBatchSettled}.
+    function settleGridlock(bytes16[] calldata uetrs) external;
+
+    /// @notice Cancels a queued payment. Requirements: the debtor or RELAYER_ROLE. Emits {PaymentCancelled}.
+    function cancelQueued(bytes16 uetr) external;
+
+    /// @notice Holds (`true`) or releases a queued payment; a held payment is never settled.
+    /// @dev Requirements: the debtor or RELAYER_ROLE. Emits {PaymentHoldChanged}.
+    function setHold(bytes16 uetr, bool held) external;
+
+    /// @notice Changes a queued payment's urgency (bit 1 of its flags).
+    /// @dev Requirements: the debtor or RELAYER_ROLE. Emits {PaymentPriorityChanged}.
+    function setPriority(bytes16 uetr, bool urgent) external;
+
+    // ------------------------------------------------------------------- views
+    /// @notice The balance of `participant` in `currency`, in minor units.
+    function balanceOf(address participant, bytes3 currency) external view returns (uint256);
+
+    /// @notice Funded minus defunded in `currency`; equals the sum of all balances.
+    function totalSupply(bytes3 currency) external view returns (uint256);
+
+    /// @notice 0 unknown, 1 queued, 2 settled, 3 cancelled, 4 rejected.
+    function paymentStatus(bytes16 uetr) external view returns (uint8);
+
+    /// @notice The queued payment stored for `uetr` (zero values when never queued).
+    function queuedPayment(bytes16 uetr)
+        external
+        view
+        returns (address debtor, address creditor, bytes3 currency, uint256 amount, uint8 flags, bool held, uint64 seq);
+
+    /// @notice The operator limits of `participant` in `currency`.
+    function limitsOf(address participant, bytes3 currency) external view returns (Limits memory);
+
+    /// @notice What `participant` has paid out in `currency` on UTC day `day` (unix seconds / 86400).
+    function outflowOn(address participant, bytes3 currency, uint64 day) external view returns (uint256);
+
+    /// @notice The EIP-712 digest the debtor signs for `order`.
+    function hashPaymentOrder(PaymentOrder calldata order) external view returns (bytes32);
+
+    /// @notice The participant registry this ledger consults.
+    function registry() external view returns (address);
+}
