@@ -122,8 +122,9 @@ class TxSender:
     """One account's transactions: local nonces, explicit gas, fee policy, receipts.
 
     The nonce counter is taken under a lock and only advanced once the node accepted the
-    raw transaction, so concurrent callers get neither gaps nor reuse; a node-side nonce
-    error resynchronises from the node's pending count.
+    raw transaction, so concurrent callers get neither gaps nor reuse; any failed send (the
+    node may have taken it before the reply was lost) resynchronises from the node's
+    pending count, and so does `resync_nonce()` after a dropped transaction.
     """
 
     def __init__(self, w3: Web3, account: LocalAccount, *, decoder: ErrorDecoder | None = None,
@@ -185,11 +186,19 @@ class TxSender:
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Exception as exc:  # noqa: BLE001
-                if "nonce" in str(exc).lower():
-                    self._nonce = None  # resync from the node next time
+                # Resync from the node's pending count on ANY failure, not only nonce errors:
+                # after a timeout the node may have accepted the tx, and a mempool node then
+                # answers the reused nonce with "already known" / "replacement underpriced".
+                self._nonce = None
                 raise self._failure(exc) from exc
             self._nonce += 1
         return "0x" + bytes(tx_hash).hex()
+
+    def resync_nonce(self) -> None:
+        """Forget the local nonce; the next send reads the node's pending count. For a
+        transaction the node dropped: without this, later nonces wait behind the gap forever."""
+        with self._lock:
+            self._nonce = None
 
     def wait(self, tx_hash: str, *, timeout: float | None = None) -> dict[str, Any]:
         try:

@@ -209,7 +209,9 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
             bytes16 uetr = uetrs[i];
             Queued storage q = _queue[uetr];
             if (_status[uetr] != STATUS_QUEUED || q.held) revert GridlockItemInvalid(uetr);
-            if (!_registry.areActive(q.debtor, q.creditor)) revert NotActive(q.debtor);
+            if (!_registry.areActive(q.debtor, q.creditor)) {
+                revert NotActive(_registry.isActive(q.debtor) ? q.creditor : q.debtor); // name the inactive party
+            }
             _status[uetr] = STATUS_SETTLED;
             _balances[q.creditor][q.currency] += q.amount;
         }

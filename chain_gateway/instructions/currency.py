@@ -173,9 +173,11 @@ def to_minor(amount: Decimal, currency: str) -> int:
     magnitude = int("".join(map(str, digits)) or "0")
     shift = exp + exponent
     if shift >= 0:
-        minor = magnitude * 10**shift
+        scale: int = 10**shift
+        minor = magnitude * scale
     else:
-        minor, remainder = divmod(magnitude, 10**-shift)
+        divisor: int = 10**-shift
+        minor, remainder = divmod(magnitude, divisor)
         if remainder:
             raise InvalidAmount(
                 f"amount {amount} is finer than one minor unit of {currency}", currency=currency

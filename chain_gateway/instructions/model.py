@@ -42,7 +42,7 @@ from decimal import Decimal
 from typing import Any, Final, Literal
 
 import rfc8785
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from pydantic import StrictBool, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 

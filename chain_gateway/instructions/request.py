@@ -6,19 +6,20 @@ has already been through a binary float in most clients, and floats are never mo
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Final
+from typing import Final
 
-from pydantic import AwareDatetime, Strict, StrictBool, ValidationInfo, field_validator
+from pydantic import AwareDatetime, StrictBool, ValidationInfo, field_validator, model_validator
 
-from chain_gateway.errors import InvalidAmount, InvalidSignature
+from chain_gateway.errors import InvalidAmount, InvalidMessage, InvalidSignature
 
 from ._base import GatewayModel, Text35, Text140
 from .bic import normalise_bic
-from .currency import parse_decimal, validate_currency
+from .currency import check_amount, parse_decimal, validate_currency
 from .directory import BicDirectory, require_registered
 from .model import FxLeg, Party, PaymentInstruction, Priority, coerce_nested
 from .uetr import new_uetr, parse_uetr
@@ -40,7 +41,7 @@ class PaymentRequest(GatewayModel):
     creditor: Party | None = None
     priority: Priority = "normal"
     queue_if_insufficient: StrictBool = False
-    deadline: Annotated[AwareDatetime, Strict()] | None = None
+    deadline: AwareDatetime | None = None
     fx: FxLeg | None = None
     signature: str | None = None
 
@@ -71,6 +72,17 @@ class PaymentRequest(GatewayModel):
             )
         return parse_decimal(value, field="amount")
 
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _deadline(cls, value: object) -> object:
+        # RFC 3339 text (or a datetime from Python callers); a bare number is ambiguous.
+        if value is not None and not isinstance(value, (str, dt.datetime)):
+            raise InvalidMessage(
+                "deadline must be an RFC 3339 time with an offset, e.g. 2025-06-02T10:05:00Z",
+                field="deadline",
+            )
+        return value
+
     @field_validator("debtor", "creditor", mode="before")
     @classmethod
     def _party(cls, value: object, info: ValidationInfo) -> object:
@@ -93,6 +105,11 @@ class PaymentRequest(GatewayModel):
                 field="signature",
             )
         return value.lower()
+
+    @model_validator(mode="after")
+    def _amount_fits_currency(self) -> PaymentRequest:
+        check_amount(self.amount, self.currency)
+        return self
 
     def signature_bytes(self) -> bytes | None:
         """The signature as 65 raw bytes, or None."""

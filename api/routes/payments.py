@@ -1,0 +1,161 @@
+"""Banks' payments: prepare (for self-signing banks), submit as JSON or ISO 20022 XML,
+track by UETR, list. Idempotent by UETR (API.md)."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import Bank, GatewayDep, PrincipalDep, SessionDep, ensure_can_see
+from api.errors import HttpProblem
+from api.schemas import PaymentPublic, PaymentsPublic, PrepareResult
+from chain_gateway import payments as intake
+from chain_gateway import tracker
+from chain_gateway.errors import GatewayError, InvalidMessage, NotFound
+from chain_gateway.instructions.pacs import parse_payment_message
+from chain_gateway.instructions.pacs002 import StatusReport, TransactionStatus, render_pacs002
+from chain_gateway.instructions.request import instruction_from_request, parse_payment_request
+from chain_gateway.instructions.uetr import parse_uetr
+
+router = APIRouter(tags=["payments"])
+XML_TYPES = ("application/xml", "text/xml")
+MAX_WAIT_SECONDS = 60.0
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _wants_xml(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return any(t in accept for t in XML_TYPES) and "application/json" not in accept
+
+
+def _prefer_wait(request: Request) -> float | None:
+    for part in request.headers.get("prefer", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(float(value.strip()), MAX_WAIT_SECONDS)
+    return None
+
+
+@router.post("/v1/payments/prepare", response_model=PrepareResult)
+async def prepare(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank) -> PrepareResult:
+    if _media_type(request) != "application/json":
+        raise HttpProblem(415, "Unsupported media type", "prepare takes a JSON payment body")
+    req = parse_payment_request(await request.body())
+    instruction = instruction_from_request(req, principal.bic or "", directory=gateway.directory)
+    deadline = int(req.deadline.timestamp()) if req.deadline else None
+    return PrepareResult(**intake.prepare(gateway.intake_context(), instruction, deadline))
+
+
+@router.post("/v1/payments", response_model=PaymentPublic, status_code=202,
+             responses={200: {"model": PaymentPublic}, 201: {"model": PaymentPublic}})
+async def submit(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank) -> Response:
+    media = _media_type(request)
+    body = await request.body()
+    ctx = gateway.intake_context()
+    if media == "application/json":
+        req = parse_payment_request(body)
+        instruction = instruction_from_request(req, principal.bic or "", directory=gateway.directory)
+        deadline = int(req.deadline.timestamp()) if req.deadline else None
+        accepted = intake.accept(ctx, session, instruction, signature=req.signature_bytes(), deadline=deadline)
+        session.commit()
+        gateway.submitter.notify()
+        wait = _prefer_wait(request)
+        view = tracker.view(session, str(instruction.uetr))
+        if wait and accepted.created:
+            view = tracker.wait_final(gateway, str(instruction.uetr), wait) or view
+        if view is None:  # pragma: no cover - the row was just committed
+            raise NotFound("payment vanished")
+        status = 200 if not accepted.created else (201 if view.status in tracker.FINAL else 202)
+        return JSONResponse(view.public(), status_code=status, headers={"Location": f"/v1/payments/{view.uetr}"})
+    if media in XML_TYPES:
+        return _submit_xml(request, gateway, session, principal.bic or "", body, ctx)
+    raise HttpProblem(415, "Unsupported media type",
+                      "send application/json, or application/xml with a pacs.008 / pacs.009 message")
+
+
+def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic: str, body: bytes,
+                ctx: intake.IntakeContext) -> Response:
+    """A pacs.008/pacs.009 of one or many transactions: schema errors reject it whole,
+    business rejections are per transaction."""
+    parsed = parse_payment_message(body, gateway.directory, caller_bic=bic,  # type: ignore[arg-type]
+                                   max_bytes=gateway.settings.max_body_bytes)
+    statuses: list[TransactionStatus] = []
+    items: list[dict[str, object]] = []
+    for tx in parsed.transactions:
+        if tx.instruction is None:
+            rejection = tx.rejection
+            statuses.append(TransactionStatus(status="RJCT", uetr=tx.uetr, end_to_end_id=tx.end_to_end_id,
+                                              instruction_id=tx.instruction_id, transaction_id=tx.transaction_id,
+                                              reason_code=tx.reason_code,
+                                              additional_info=rejection.detail if rejection else None))
+            items.append({"uetr": str(tx.uetr), "status": "RJCT", "reason_code": tx.reason_code,
+                          "detail": rejection.detail if rejection else None})
+            continue
+        try:
+            with session.begin_nested():
+                intake.accept(ctx, session, tx.instruction)
+        except GatewayError as exc:
+            statuses.append(TransactionStatus(status="RJCT", uetr=tx.uetr, end_to_end_id=tx.end_to_end_id,
+                                              instruction_id=tx.instruction_id, transaction_id=tx.transaction_id,
+                                              reason_code=exc.reason_code or "NARR", additional_info=exc.detail))
+            items.append({"uetr": str(tx.uetr), "status": "RJCT", "reason_code": exc.reason_code,
+                          "detail": exc.detail})
+            continue
+        view = tracker.view(session, str(tx.uetr))
+        items.append(view.public() if view else {"uetr": str(tx.uetr), "status": "RCVD"})
+        statuses.append(TransactionStatus(status="RCVD", uetr=tx.uetr, end_to_end_id=tx.end_to_end_id,
+                                          instruction_id=tx.instruction_id, transaction_id=tx.transaction_id))
+    session.commit()
+    gateway.submitter.notify()
+    any_accepted = any(s.status != "RJCT" for s in statuses)
+    code = 202 if any_accepted else 422
+    if _wants_xml(request):
+        report = StatusReport(message_id=f"STS{uuid.uuid4().hex[:28]}", created_at=dt.datetime.now(dt.UTC),
+                              original_message_id=parsed.message_id, original_message_name=parsed.version,
+                              transactions=statuses)
+        return Response(render_pacs002(report), status_code=code, media_type="application/xml")
+    return JSONResponse({"message_id": parsed.message_id, "items": items}, status_code=code)
+
+
+@router.get("/v1/payments/{uetr}", response_model=PaymentPublic)
+def get_payment(uetr: str, request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
+    try:
+        key = str(parse_uetr(uetr))
+    except InvalidMessage as exc:
+        raise NotFound(f"no payment {uetr[:40]}") from exc
+    view = tracker.view(session, key)
+    if view is None:
+        raise NotFound(f"no payment {key}")
+    ensure_can_see(principal, view.debtor_agent, view.creditor_agent)
+    if _wants_xml(request):
+        report = StatusReport(message_id=f"STS{uuid.uuid4().hex[:28]}", created_at=dt.datetime.now(dt.UTC),
+                              original_message_id=view.message_id or "NOTPROVIDED",
+                              original_message_name=view.message_name(),
+                              transactions=[TransactionStatus(status=view.status, uetr=uuid.UUID(view.uetr),
+                                                              end_to_end_id=view.end_to_end_id,
+                                                              reason_code=view.reason_code)])
+        return Response(render_pacs002(report), media_type="application/xml")
+    return JSONResponse(view.public())
+
+
+@router.get("/v1/payments", response_model=PaymentsPublic)
+def list_payments(session: SessionDep, principal: PrincipalDep,
+                  status: str | None = Query(default=None, max_length=4),
+                  currency: str | None = Query(default=None, max_length=3),
+                  counterparty: str | None = Query(default=None, max_length=11),
+                  since: dt.datetime | None = None, until: dt.datetime | None = None,
+                  cursor: str | None = Query(default=None, max_length=64),
+                  limit: int = Query(default=100, ge=1, le=1000)) -> PaymentsPublic:
+    if not principal.has("bank", "auditor", "operator"):
+        from chain_gateway.errors import Forbidden
+        raise Forbidden("listing payments needs a bank, auditor or operator key")
+    own = None if principal.has("auditor", "operator") else principal.bic
+    views, next_cursor = tracker.list_views(session, bic=own, status=status, currency=currency,
+                                            counterparty=counterparty, since=since, until=until, cursor=cursor,
+                                            limit=limit)
+    return PaymentsPublic(items=[PaymentPublic(**v.public()) for v in views], next_cursor=next_cursor)

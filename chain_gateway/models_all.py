@@ -1,0 +1,13 @@
+"""Every model module of the gateway, imported so ``Base.metadata`` knows all tables:
+the target of Alembic's ``env.py`` (and of ``create_all`` in throwaway test databases)."""
+from __future__ import annotations
+
+import chain_gateway.access  # noqa: F401 - API keys, participant profiles
+import chain_gateway.mirror.models  # noqa: F401 - the chain mirror
+import chain_gateway.outbox.models  # noqa: F401 - the submitter's outbox
+import chain_gateway.payments  # noqa: F401 - accepted instructions
+from chain_gateway.db import Base
+
+metadata = Base.metadata
+
+__all__ = ["Base", "metadata"]

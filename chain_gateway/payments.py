@@ -1,0 +1,180 @@
+"""Payment intake and tracking: the one path every channel (JSON, pacs.008, pacs.009)
+takes from a validated instruction to an outbox row, and the tracker a bank reads back.
+
+Order of checks (cheap and local first, chain reads last): agents registered, debtor is
+the caller, currency enabled, parties active, liquidity (when not queuing), risk; then
+idempotency by UETR, the signed order (verified, or signed with the key the gateway holds),
+and one DB transaction that stores the intake row and the outbox row together.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Numeric, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from chain_gateway.codec import currency_to_bytes3
+from chain_gateway.db import Base, UTCDateTime, utcnow
+from chain_gateway.errors import (DuplicateUetr, Expired, GatewayError, InsufficientFunds, InvalidSignature,
+                                  ParticipantInactive, UnknownCurrency)
+from chain_gateway.instructions.currency import from_minor
+from chain_gateway.instructions.model import FLAG_QUEUE, FLAG_URGENT, PaymentInstruction
+from chain_gateway.signing import PaymentOrder, order_digest, sign_order, typed_data, verify_order
+
+
+class PaymentIntake(Base):
+    """An accepted instruction as the bank sent it, and the gateway-side statuses (RCVD, ACSP)."""
+
+    __tablename__ = "payment_intake"
+
+    uetr: Mapped[str] = mapped_column(String(36), primary_key=True)
+    debtor_agent: Mapped[str] = mapped_column(String(11), index=True)
+    creditor_agent: Mapped[str] = mapped_column(String(11), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Numeric(40, 18))
+    amount_minor: Mapped[Decimal] = mapped_column(Numeric(78, 0))
+    instruction_hash: Mapped[str] = mapped_column(String(66))
+    canonical_json: Mapped[str] = mapped_column(Text)
+    message_type: Mapped[str] = mapped_column(String(8))
+    message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    end_to_end_id: Mapped[str | None] = mapped_column(String(35), nullable=True)
+    flags: Mapped[int] = mapped_column()
+    deadline: Mapped[int] = mapped_column()
+    signed_by: Mapped[str] = mapped_column(String(8))  # "bank" | "gateway"
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+@dataclass(frozen=True)
+class Parties:
+    """The on-chain addresses of an instruction's debtor and creditor."""
+
+    debtor: str
+    creditor: str
+
+
+@dataclass
+class Acceptance:
+    """What intake decided: the stored row and whether it is new (202) or a replay (200)."""
+
+    intake: PaymentIntake
+    created: bool
+    order: PaymentOrder | None = None
+    signature: bytes | None = None
+
+
+@dataclass
+class IntakeContext:
+    """What intake needs from the running gateway (kept small so tests can build one)."""
+
+    chain_id: int
+    ledger: str
+    enabled_currencies: frozenset[str]
+    resolve: Callable[[str], str]  # BIC11 -> address, InvalidAgent if unknown
+    is_active: Callable[[str], bool]
+    balance_of: Callable[[str, str], int]
+    gateway_key: Callable[[str], bytes | None]  # address -> private key the gateway holds, or None
+    enqueue: Callable[[Session, PaymentOrder, bytes], Any]
+    risk_check: Callable[[Session, PaymentInstruction, Parties], None] = lambda s, i, p: None
+    order_ttl_seconds: int = 300
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_order(instruction: PaymentInstruction, parties: Parties, deadline: int) -> PaymentOrder:
+    flags = (FLAG_QUEUE if instruction.queue_if_insufficient else 0) | (
+        FLAG_URGENT if instruction.priority == "urgent" else 0)
+    return PaymentOrder(uetr=instruction.uetr.bytes, debtor=parties.debtor, creditor=parties.creditor,
+                        currency=currency_to_bytes3(instruction.currency), amount=instruction.amount_minor(),
+                        flags=flags, deadline=deadline, instruction_hash=instruction.instruction_hash())
+
+
+def check_instruction(ctx: IntakeContext, instruction: PaymentInstruction) -> Parties:
+    """Business checks that need the ledger; raise the fitting BusinessRejection."""
+    if instruction.currency not in ctx.enabled_currencies:
+        raise UnknownCurrency(f"currency {instruction.currency} is not enabled on this ledger",
+                              currency=instruction.currency)
+    parties = Parties(debtor=ctx.resolve(instruction.debtor_agent), creditor=ctx.resolve(instruction.creditor_agent))
+    for role, bic, address in (("debtor", instruction.debtor_agent, parties.debtor),
+                               ("creditor", instruction.creditor_agent, parties.creditor)):
+        if not ctx.is_active(address):
+            raise ParticipantInactive(f"the {role} {bic} is suspended", bic=bic)
+    return parties
+
+
+def prepare(ctx: IntakeContext, instruction: PaymentInstruction, deadline: int | None = None) -> dict[str, Any]:
+    """The EIP-712 typed data (and instruction hash) for a bank that signs itself."""
+    parties = check_instruction(ctx, instruction)
+    order = build_order(instruction, parties, deadline or int(time.time()) + ctx.order_ttl_seconds)
+    return {
+        "uetr": str(instruction.uetr),
+        "instruction_hash": "0x" + order.instruction_hash.hex(),
+        "canonical_instruction": instruction.canonical_dict(),
+        "digest": "0x" + order_digest(order, ctx.chain_id, ctx.ledger).hex(),
+        "deadline": order.deadline,
+        "typed_data": typed_data(order, ctx.chain_id, ctx.ledger),
+    }
+
+
+def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction, *,
+           signature: bytes | None = None, deadline: int | None = None) -> Acceptance:
+    """Validate, sign or verify, and store intake + outbox rows in the caller's transaction.
+
+    Idempotent by UETR: the same instruction hash returns the stored row (created=False);
+    a different one raises DuplicateUetr (409). Raises a BusinessRejection (422) and writes
+    nothing when a check fails.
+    """
+    uetr = str(instruction.uetr)
+    digest_hex = "0x" + instruction.instruction_hash().hex()
+    existing = session.get(PaymentIntake, uetr)
+    if existing is not None:
+        if existing.instruction_hash != digest_hex:
+            raise DuplicateUetr(f"UETR {uetr} was already used for a different instruction", uetr=uetr)
+        return Acceptance(intake=existing, created=False)
+
+    parties = check_instruction(ctx, instruction)
+    minor = instruction.amount_minor()
+    if not instruction.queue_if_insufficient and ctx.balance_of(parties.debtor, instruction.currency) < minor:
+        raise InsufficientFunds(f"{instruction.debtor_agent} lacks {instruction.currency} liquidity for this "
+                                "payment and did not ask to queue", uetr=uetr)
+    ctx.risk_check(session, instruction, parties)
+
+    now = int(time.time())
+    if deadline is not None and deadline <= now:
+        raise Expired(f"the order's deadline {deadline} has passed", deadline=deadline)
+    order = build_order(instruction, parties, deadline or now + ctx.order_ttl_seconds)
+    if signature is not None:
+        verify_order(order, signature, ctx.chain_id, ctx.ledger)
+        signed_by = "bank"
+    else:
+        key = ctx.gateway_key(parties.debtor)
+        if key is None:
+            raise InvalidSignature(f"{instruction.debtor_agent} signs its own orders: prepare the order "
+                                   "(POST /v1/payments/prepare) and send its signature with the payment")
+        signature = sign_order(key, order, ctx.chain_id, ctx.ledger)
+        signed_by = "gateway"
+
+    intake = PaymentIntake(
+        uetr=uetr, debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
+        currency=instruction.currency, amount=instruction.amount, amount_minor=Decimal(minor),
+        instruction_hash=digest_hex, canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
+        message_type=instruction.message_type, message_id=instruction.message_id,
+        end_to_end_id=instruction.end_to_end_id, flags=order.flags, deadline=order.deadline, signed_by=signed_by,
+    )
+    session.add(intake)
+    session.flush()  # the UETR primary key makes a concurrent duplicate fail here, before the outbox row
+    ctx.enqueue(session, order, signature)
+    return Acceptance(intake=intake, created=True, order=order, signature=signature)
+
+
+def amount_text(currency: str, minor: int) -> str:
+    """Minor units -> decimal string with the currency's exponent ("1250.75")."""
+    return str(from_minor(currency, minor))
+
+
+__all__ = ["Acceptance", "IntakeContext", "Parties", "PaymentIntake", "accept", "amount_text", "build_order",
+           "check_instruction", "prepare", "GatewayError"]

@@ -1,0 +1,148 @@
+"""The running gateway: one object that owns the chain connection, the deployment, the
+keys, the database, and the background indexer and submitter. The API holds one; tests
+build one with their own settings; ``make run`` starts one with a managed anvil.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+from typing import Any
+
+from eth_utils import to_checksum_address
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from chain_gateway.chain import ChainHandle, connect
+from chain_gateway.config import Settings
+from chain_gateway.db import make_engine, make_session_factory
+from chain_gateway.deploy import bootstrap_demo, ensure_deployment, roles_for
+from chain_gateway.directory import ChainDirectory
+from chain_gateway.keys import KeyStore
+from chain_gateway.ledger import Deployment, LedgerClient
+from chain_gateway.payments import IntakeContext
+from chain_gateway.tracker import ChangeSignal
+from chain_gateway.transactions import TxSender
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """Everything a request handler needs, started once per process."""
+
+    def __init__(self, settings: Settings, *, chain: ChainHandle | None = None,
+                 deployment: Deployment | None = None) -> None:
+        self.settings = settings
+        self.chain: ChainHandle | None = chain
+        self._owns_chain = chain is None
+        self.deployment = deployment
+        self.engine: Engine | None = None
+        self.sessions: sessionmaker[Session] | None = None
+        self.client: LedgerClient | None = None
+        self.keystore = KeyStore(settings.keystore_dir, settings.keystore_passphrase.get_secret_value(),
+                                 production=settings.environment == "production")
+        self.directory: ChainDirectory | None = None
+        self.indexer: Any = None
+        self.submitter: Any = None
+        self._stop = threading.Event()
+        self.changes = ChangeSignal()
+        self._threads: list[threading.Thread] = []
+        self.started = False
+
+    # ------------------------------------------------------------------ life
+    def start(self, *, background: bool = True) -> None:
+        """Connect, deploy if needed, migrate the database, start indexer and submitter."""
+        from chain_gateway.indexer import Indexer
+        from chain_gateway.mirror.schema import upgrade_database
+        from chain_gateway.outbox import Submitter
+
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.chain is None:
+            self.chain = connect(s)
+        if self.deployment is None:
+            self.deployment = ensure_deployment(s, self.chain)
+        roles = roles_for(s, self.chain)
+        w3 = self.chain.w3
+        self.client = LedgerClient(
+            w3, self.deployment,
+            operator=TxSender(w3, roles.operator, gas_price_wei=s.gas_price_wei, receipt_timeout=s.receipt_timeout_seconds),
+            relayer=TxSender(w3, roles.relayer, gas_price_wei=s.gas_price_wei, receipt_timeout=s.receipt_timeout_seconds),
+        )
+        self.directory = ChainDirectory(self.client)
+        url = s.effective_database_url
+        upgrade_database(url)
+        self.engine = make_engine(url)
+        self.sessions = make_session_factory(self.engine)
+        self.indexer = Indexer(self.client, self.sessions, confirmation_depth=s.confirmation_depth,
+                               hooks=[self.changes.notify])
+        self.submitter = Submitter(self.sessions, self.client)
+        if background:
+            self.indexer.sync_once()
+            self._spawn("indexer", lambda: self.indexer.run_forever(self._stop, poll_interval=0.05))
+            self.submitter.start()
+        self.started = True
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.submitter is not None:
+            self.submitter.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.engine is not None:
+            self.engine.dispose()
+        if self.chain is not None and self._owns_chain:
+            self.chain.close()
+        self.started = False
+
+    # -------------------------------------------------------------- helpers
+    def require_sessions(self) -> sessionmaker[Session]:
+        if self.sessions is None:
+            from chain_gateway.errors import Unavailable
+            raise Unavailable("the gateway is starting")
+        return self.sessions
+
+    def mirror_block(self) -> int | None:
+        """The block the mirror has reached, or None before the first sync."""
+        from chain_gateway.mirror.repository import mirror_head
+
+        with self.require_sessions()() as session:
+            head = mirror_head(session=session)
+        return None if head is None else head.block_number
+
+    def require_client(self) -> LedgerClient:
+        if self.client is None:
+            from chain_gateway.errors import Unavailable
+            raise Unavailable("the gateway is starting")
+        return self.client
+
+    def bootstrap_demo(self) -> list[Any]:
+        participants = bootstrap_demo(self.require_client(), self.keystore)
+        if self.deployment is not None:
+            self.deployment = replace(self.deployment, participants={p.bic: p.address for p in participants})
+        return participants
+
+    def intake_context(self) -> IntakeContext:
+        client = self.require_client()
+        directory = self.directory or ChainDirectory(client)
+        from chain_gateway.outbox import enqueue
+
+        def gateway_key(address: str) -> bytes | None:
+            return bytes(self.keystore.account(address).key) if self.keystore.has(address) else None
+
+        return IntakeContext(
+            chain_id=int(self.deployment.chain_id) if self.deployment else 0,
+            ledger=to_checksum_address(client.ledger),
+            enabled_currencies=frozenset(self.settings.enabled_currencies),
+            resolve=lambda bic: directory.require(bic),
+            is_active=client.is_active,
+            balance_of=client.balance_of,
+            gateway_key=gateway_key,
+            enqueue=enqueue,
+            order_ttl_seconds=self.settings.order_ttl_seconds,
+        )

@@ -1,0 +1,220 @@
+"""The gpi-style tracker a bank reads: gateway-side statuses (RCVD when accepted, ACSP once
+sent to the chain) merged with what the chain did, as mirrored (PDNG, ACSC, RJCT, CANC).
+
+The mirror is the source of chain statuses; intake and outbox rows only add what happened
+before the chain saw the payment.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from chain_gateway.access import ParticipantProfile, get_profile
+from chain_gateway.instructions.currency import from_minor
+from chain_gateway.mirror import repository as mirror
+from chain_gateway.mirror.models import Payment
+from chain_gateway.outbox.models import OutboxEntry, OutboxState
+from chain_gateway.payments import PaymentIntake
+
+FINAL = frozenset({"ACSC", "RJCT", "CANC"})
+
+
+def _iso(at: dt.datetime | None) -> str | None:
+    return None if at is None else at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class TrackerView:
+    uetr: str
+    status: str
+    reason_code: str | None
+    debtor_agent: str
+    creditor_agent: str
+    currency: str
+    amount: str
+    end_to_end_id: str | None = None
+    instruction_hash: str | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+    message_id: str | None = None
+    message_type: str = "json"
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {"uetr": self.uetr, "status": self.status, "reason_code": self.reason_code,
+                "debtor_agent": self.debtor_agent, "creditor_agent": self.creditor_agent,
+                "currency": self.currency, "amount": self.amount, "end_to_end_id": self.end_to_end_id,
+                "instruction_hash": self.instruction_hash, "tx_hash": self.tx_hash,
+                "block_number": self.block_number, "history": self.history}
+
+    def message_name(self) -> str:
+        return {"pacs.008": "pacs.008.001.08", "pacs.009": "pacs.009.001.08"}.get(self.message_type,
+                                                                                  "pacs.008.001.08")
+
+
+def _compose(intake: PaymentIntake | None, outbox: OutboxEntry | None, chain: mirror.PaymentView | None,
+             session: Session) -> TrackerView | None:
+    if intake is None and chain is None:
+        return None
+    history: list[dict[str, Any]] = []
+    if intake is not None:
+        history.append({"status": "RCVD", "at": _iso(intake.received_at), "reason_code": None, "tx_hash": None,
+                        "block_number": None})
+    if outbox is not None and outbox.tx_hash is not None:
+        history.append({"status": "ACSP", "at": _iso(outbox.updated_at), "reason_code": None,
+                        "tx_hash": outbox.tx_hash, "block_number": None})
+    if chain is not None:
+        for item in mirror.payment_history(session=session, uetr=chain.uetr):
+            history.append({"status": item.status, "at": _iso(item.at), "reason_code": item.reason_code,
+                            "tx_hash": item.tx_hash, "block_number": item.block_number})
+        status, reason = chain.status, chain.reason_code
+    elif outbox is not None and outbox.state == OutboxState.FAILED:
+        status, reason = "RJCT", "NARR"
+    else:
+        status, reason = ("ACSP" if outbox is not None and outbox.tx_hash else "RCVD"), None
+    if intake is not None:
+        debtor, creditor, currency = intake.debtor_agent, intake.creditor_agent, intake.currency
+        amount = str(Decimal(intake.amount).quantize(from_minor(currency, 1)))
+    else:
+        assert chain is not None
+        debtor, creditor, currency = chain.debtor_bic or "", chain.creditor_bic or "", chain.currency or ""
+        amount = str(from_minor(currency, chain.amount or 0)) if currency else "0"
+    return TrackerView(
+        uetr=(intake.uetr if intake else chain.uetr),  # type: ignore[union-attr]
+        status=status, reason_code=reason, debtor_agent=debtor, creditor_agent=creditor, currency=currency,
+        amount=amount, end_to_end_id=intake.end_to_end_id if intake else None,
+        instruction_hash=intake.instruction_hash if intake else (chain.instruction_hash if chain else None),
+        tx_hash=chain.tx_hash if chain else (outbox.tx_hash if outbox else None),
+        block_number=chain.block_number if chain else None,
+        message_id=intake.message_id if intake else None,
+        message_type=intake.message_type if intake else "json", history=history,
+    )
+
+
+def view(session: Session, uetr: str) -> TrackerView | None:
+    intake = session.get(PaymentIntake, uetr)
+    outbox = session.scalars(select(OutboxEntry).where(OutboxEntry.uetr == uetr)).first()
+    chain = mirror.get_payment(session=session, uetr=uetr)
+    return _compose(intake, outbox, chain, session)
+
+
+class ChangeSignal:
+    """Wakes request threads waiting for a payment to become final (fed by the indexer)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._version = 0
+
+    def notify(self, *_: object) -> None:
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    def wait(self, version: int, timeout: float) -> int:
+        with self._cond:
+            if self._version == version:
+                self._cond.wait(timeout)
+            return self._version
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+
+def wait_final(gateway: Any, uetr: str, timeout: float) -> TrackerView | None:
+    """The tracker once final, or as it stands after `timeout` seconds (Prefer: wait=N)."""
+    deadline = time.monotonic() + timeout
+    signal: ChangeSignal = gateway.changes
+    current: TrackerView | None = None
+    while True:
+        version = signal.version
+        with gateway.require_sessions()() as session:
+            current = view(session, uetr)
+        remaining = deadline - time.monotonic()
+        if current is None or current.status in FINAL or remaining <= 0:
+            return current
+        signal.wait(version, min(remaining, 0.25))
+
+
+def list_views(session: Session, *, bic: str | None, status: str | None, currency: str | None,
+               counterparty: str | None, since: dt.datetime | None, until: dt.datetime | None,
+               cursor: str | None, limit: int) -> tuple[list[TrackerView], str | None]:
+    """Payments from the mirror (what reached the chain), newest first, as tracker views."""
+    participant = None
+    if bic is not None:
+        profile = get_profile(session, bic)
+        if profile is None:
+            return [], None
+        participant = profile.address
+    other = None
+    if counterparty is not None:
+        from chain_gateway.instructions.bic import normalise_bic
+        cp = get_profile(session, normalise_bic(counterparty, role="counterparty"))
+        if cp is None:
+            return [], None
+        other = cp.address
+    page = mirror.list_payments(session=session, participant=participant, status=status, currency=currency,
+                                counterparty=other, since=since, until=until, cursor=cursor, limit=limit)
+    views = []
+    for p in page.items:
+        intake = session.get(PaymentIntake, p.uetr)
+        outbox = session.scalars(select(OutboxEntry).where(OutboxEntry.uetr == p.uetr)).first()
+        v = _compose(intake, outbox, p, session)
+        if v is not None:
+            views.append(v)
+    return views, page.next_cursor
+
+
+def status_counts(session: Session) -> tuple[dict[str, int], int]:
+    """Payments per chain status and the outbox depth (for /metrics)."""
+    rows = session.execute(select(Payment.status, func.count()).group_by(Payment.status)).all()
+    depth = session.scalar(select(func.count()).select_from(OutboxEntry).where(
+        OutboxEntry.state.in_([OutboxState.PENDING, OutboxState.SENT]))) or 0
+    return {str(s): int(n) for s, n in rows}, int(depth)
+
+
+def statement_page(session: Session, profile: ParticipantProfile, *, currency: str, since: dt.datetime | None,
+                   until: dt.datetime | None, cursor: str | None, limit: int,
+                   as_xml: bool = False) -> tuple[dict[str, Any], bytes | None]:
+    """A statement page from the mirror: the JSON body, and its camt.053 rendering when asked."""
+    import uuid
+
+    from chain_gateway.instructions import camt053
+
+    st = mirror.statement(session=session, participant=profile.address, currency=currency, since=since,
+                          until=until, cursor=cursor, limit=limit)
+    lines = [{"block_number": e.block_number, "log_index": e.log_index, "tx_hash": e.tx_hash, "at": _iso(e.at),
+              "kind": e.kind, "amount": str(from_minor(currency, e.amount)),
+              "balance_after": str(from_minor(currency, e.balance_after)), "uetr": e.uetr,
+              "counterparty": e.counterparty_bic, "reference": e.reference} for e in st.items]
+    body = {"bic": profile.bic, "currency": currency, "as_of_block": st.as_of_block,
+            "opening_balance": str(from_minor(currency, st.opening_balance)),
+            "closing_balance": str(from_minor(currency, st.closing_balance)), "items": lines,
+            "next_cursor": st.next_cursor}
+    if not as_xml:
+        return body, None
+    now = dt.datetime.now(dt.UTC)
+    first = st.items[0].at if st.items else (since or now)
+    last = st.items[-1].at if st.items else (until or now)
+    xml = camt053.render_camt053(camt053.Statement(
+        message_id=f"STM{uuid.uuid4().hex[:28]}", statement_id=f"{profile.bic}-{currency}-{st.as_of_block}",
+        created_at=now, account_bic=profile.bic, currency=currency,
+        opening_balance=from_minor(currency, st.opening_balance),
+        closing_balance=from_minor(currency, st.closing_balance), period_start=min(first, last),
+        period_end=max(first, last), as_of_block=st.as_of_block, last_page=st.next_cursor is None,
+        entries=[camt053.StatementEntry(amount=abs(from_minor(currency, e.amount)), credit=e.amount > 0,
+                                        booked_at=e.at, uetr=uuid.UUID(e.uetr) if e.uetr else None,
+                                        reference=e.reference) for e in st.items],
+    ), check_balances=st.next_cursor is None and cursor is None)
+    return body, xml
+
+
+__all__ = ["FINAL", "ChangeSignal", "TrackerView", "list_views", "status_counts", "statement_page", "view",
+           "wait_final", "ParticipantProfile"]

@@ -1,0 +1,79 @@
+"""Fixtures of the mirror tests: one migrated template database per backend per session,
+cloned for each test (SQLite: a file copy; PostgreSQL: CREATE DATABASE ... TEMPLATE)."""
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for tests/postgres.py)
+from postgres import PostgresServer, postgres_server  # noqa: E402,F401 - fixture re-exported
+
+from chain_gateway.db import make_engine, make_session_factory  # noqa: E402
+from chain_gateway.indexer import Indexer  # noqa: E402
+from chain_gateway.ledger import LedgerClient  # noqa: E402
+from chain_gateway.mirror.schema import upgrade_database  # noqa: E402
+
+TEMPLATE_DB = "mirror_template"
+
+
+@dataclass
+class MirrorDB:
+    backend: str
+    url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mirror-template") / "mirror.sqlite3"
+    upgrade_database(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    upgrade_database(postgres_server.create_database(TEMPLATE_DB))
+    return TEMPLATE_DB
+
+
+def _open(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MirrorDB]:
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "mirror.sqlite3"
+        shutil.copy(template, path)
+        url = f"sqlite:///{path}"
+        server = None
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database(template=request.getfixturevalue("postgres_template"))
+    engine = make_engine(url)
+    try:
+        yield MirrorDB(backend, url, engine, make_session_factory(engine))
+    finally:
+        engine.dispose()
+        if server is not None:
+            server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def mirror_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MirrorDB]:
+    """A fresh migrated mirror database on the test class's `backend` ("sqlite" or
+    "postgresql"), or on the `backend` parameter of a parametrised test."""
+    backend = getattr(request, "param", None) or getattr(request.cls, "backend", None) or "sqlite"
+    yield from _open(backend, request, tmp_path)
+
+
+@pytest.fixture
+def make_indexer(client: LedgerClient, mirror_db: MirrorDB) -> Callable[..., Indexer]:
+    def _make(**kwargs: Any) -> Indexer:
+        return Indexer(client, mirror_db.sessions, **kwargs)
+    return _make
