@@ -26,6 +26,20 @@ from chain_gateway.payments import PaymentIntake
 FINAL = frozenset({"ACSC", "RJCT", "CANC"})
 
 
+def reference_text(ref: str | None) -> str | None:
+    """A funding reference as the operator wrote it: bytes32 right-padded ASCII decoded;
+    a hashed (long) reference stays hex."""
+    if not ref or not ref.startswith("0x"):
+        return ref
+    raw = bytes.fromhex(ref[2:]).rstrip(b"\0")
+    return raw.decode() if raw and raw.isascii() and raw.decode().isprintable() else ref
+
+
+def _camt_reference(ref: str | None) -> str | None:
+    text = reference_text(ref)
+    return text if text is not None and len(text) <= 35 else None
+
+
 def _iso(at: dt.datetime | None) -> str | None:
     return None if at is None else at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
@@ -193,7 +207,7 @@ def statement_page(session: Session, profile: ParticipantProfile, *, currency: s
     lines = [{"block_number": e.block_number, "log_index": e.log_index, "tx_hash": e.tx_hash, "at": _iso(e.at),
               "kind": e.kind, "amount": str(from_minor(currency, e.amount)),
               "balance_after": str(from_minor(currency, e.balance_after)), "uetr": e.uetr,
-              "counterparty": e.counterparty_bic, "reference": e.reference} for e in st.items]
+              "counterparty": e.counterparty_bic, "reference": reference_text(e.reference)} for e in st.items]
     body = {"bic": profile.bic, "currency": currency, "as_of_block": st.as_of_block,
             "opening_balance": str(from_minor(currency, st.opening_balance)),
             "closing_balance": str(from_minor(currency, st.closing_balance)), "items": lines,
@@ -211,7 +225,7 @@ def statement_page(session: Session, profile: ParticipantProfile, *, currency: s
         period_end=max(first, last), as_of_block=st.as_of_block, last_page=st.next_cursor is None,
         entries=[camt053.StatementEntry(amount=abs(from_minor(currency, e.amount)), credit=e.amount > 0,
                                         booked_at=e.at, uetr=uuid.UUID(e.uetr) if e.uetr else None,
-                                        reference=e.reference) for e in st.items],
+                                        reference=_camt_reference(e.reference)) for e in st.items],
     ), check_balances=st.next_cursor is None and cursor is None)
     return body, xml
 

@@ -7,7 +7,7 @@ full_page_writes: a test database is thrown away). Each test gets its own databa
 from a migrated template in a few milliseconds (``PostgresServer.create_database``). The
 server is stopped (``pg_ctl stop -m fast``) and its folder removed at session end.
 
-Import the fixture in a conftest: ``from postgres import postgres_server``.
+Import the fixture in a conftest: ``from tests.postgres import postgres_server``.
 """
 from __future__ import annotations
 

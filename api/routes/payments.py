@@ -21,6 +21,19 @@ from chain_gateway.instructions.uetr import parse_uetr
 
 router = APIRouter(tags=["payments"])
 XML_TYPES = ("application/xml", "text/xml")
+# The body is read raw (JSON or XML by Content-Type); this documents the JSON form in OpenAPI.
+_PAYMENT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "required": ["creditor_agent", "currency", "amount"],
+                                    "properties": {
+                                        "uetr": {"type": "string", "format": "uuid"},
+                                        "creditor_agent": {"type": "string"}, "currency": {"type": "string"},
+                                        "amount": {"type": "string"}, "end_to_end_id": {"type": "string"},
+                                        "remittance_info": {"type": "string"},
+                                        "priority": {"type": "string", "enum": ["normal", "urgent"]},
+                                        "queue_if_insufficient": {"type": "boolean"},
+                                        "deadline": {"type": "string", "format": "date-time"},
+                                        "signature": {"type": "string"}}}},
+    "application/xml": {"schema": {"type": "string", "description": "pacs.008 or pacs.009"}}}}}
 MAX_WAIT_SECONDS = 60.0
 
 
@@ -41,7 +54,7 @@ def _prefer_wait(request: Request) -> float | None:
     return None
 
 
-@router.post("/v1/payments/prepare", response_model=PrepareResult)
+@router.post("/v1/payments/prepare", response_model=PrepareResult, openapi_extra=_PAYMENT_BODY)
 async def prepare(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank) -> PrepareResult:
     if _media_type(request) != "application/json":
         raise HttpProblem(415, "Unsupported media type", "prepare takes a JSON payment body")
@@ -52,7 +65,7 @@ async def prepare(request: Request, gateway: GatewayDep, session: SessionDep, pr
 
 
 @router.post("/v1/payments", response_model=PaymentPublic, status_code=202,
-             responses={200: {"model": PaymentPublic}, 201: {"model": PaymentPublic}})
+             responses={200: {"model": PaymentPublic}, 201: {"model": PaymentPublic}}, openapi_extra=_PAYMENT_BODY)
 async def submit(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank) -> Response:
     media = _media_type(request)
     body = await request.body()

@@ -27,11 +27,17 @@ from .xmlbuild import Builder, RenderError, app_header, check_rendered, iso_date
 
 CAMT053_VERSION: Final = "camt.053.001.08"
 _MAX_INFO: Final = 500
+_MAX_REF: Final = 35
 
 
 @dataclass(frozen=True)
 class StatementEntry:
-    """One booked movement on the account."""
+    """One booked movement on the account.
+
+    ``reference`` becomes ``AcctSvcrRef`` when it fits that Max35Text field; a longer one
+    (a ``bytes32`` hex reference or a transaction hash is 66 characters) is carried at the
+    start of ``AddtlNtryInf`` instead, so no reference is ever cut.
+    """
 
     amount: Decimal
     credit: bool
@@ -157,7 +163,8 @@ def _entry(b: Builder, stmt: etree._Element, entry: StatementEntry, currency: st
     b.sub(ntry, "BookgDt/DtTm", iso_datetime(entry.booked_at, field="booked_at"))
     value_date = entry.value_date or entry.booked_at.astimezone(dt.timezone.utc).date()
     b.sub(ntry, "ValDt/Dt", value_date.isoformat())
-    b.opt(ntry, "AcctSvcrRef", entry.reference)
+    short_reference = entry.reference if entry.reference and len(entry.reference) <= _MAX_REF else None
+    b.opt(ntry, "AcctSvcrRef", short_reference)
     domain, family, sub_family = entry.bank_transaction_code or (
         "PMNT", "RCDT" if entry.credit else "ICDT", "XBCT"
     )
@@ -173,5 +180,7 @@ def _entry(b: Builder, stmt: etree._Element, entry: StatementEntry, currency: st
         b.opt(refs, "UETR", None if entry.uetr is None else str(entry.uetr))
         b.sub(tx, "Amt", amount, Ccy=currency)
         b.sub(tx, "CdtDbtInd", indicator)
-    if entry.additional_info is not None:
-        b.sub(ntry, "AddtlNtryInf", entry.additional_info[:_MAX_INFO])
+    notes = [f"reference {entry.reference}"] if entry.reference and short_reference is None else []
+    notes += [entry.additional_info] if entry.additional_info else []
+    if notes:
+        b.sub(ntry, "AddtlNtryInf", "; ".join(notes)[:_MAX_INFO])

@@ -386,11 +386,11 @@ def rewind(session: Session, *, fork_block: int) -> Effects:
     """Remove every effect of blocks above `fork_block`, folding the touched state again."""
     conn = session.connection()
     effects = Effects()
-    uetrs = sorted(conn.execute(select(T_PAYMENT_EVENTS.c.uetr.distinct())
+    uetrs = sorted(conn.execute(select(T_PAYMENT_EVENTS.c.uetr).distinct()
                                 .where(T_PAYMENT_EVENTS.c.block_number > fork_block)).scalars())
     balance_keys = [tuple(r) for r in conn.execute(
         select(T_LINES.c.participant, T_LINES.c.currency).distinct().where(T_LINES.c.block_number > fork_block))]
-    addresses = sorted(conn.execute(select(T_PARTICIPANT_EVENTS.c.address.distinct())
+    addresses = sorted(conn.execute(select(T_PARTICIPANT_EVENTS.c.address).distinct()
                                     .where(T_PARTICIPANT_EVENTS.c.block_number > fork_block)).scalars())
     for model in POSITIONAL:
         table: Table = model.__table__  # type: ignore[assignment]

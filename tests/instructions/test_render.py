@@ -226,3 +226,13 @@ def test_status_report_for_answers_the_sender(directory: StaticBicDirectory) -> 
     assert texts(xml, "TxSts") == ["RCVD", "RJCT"] and texts(xml, "Cd") == ["DUPL"]
     assert texts(xml, "OrgnlCreDtTm") == ["2025-06-02T10:00:00Z"] * 2
     assert texts(xml, "BizMsgIdr") == ["STS-9"]
+
+
+def test_camt053_long_reference_moves_to_additional_info() -> None:
+    long_reference = "0x" + "ab" * 32  # a bytes32 reference: 66 characters, over Max35Text
+    xml = render_camt053(statement(entries=(
+        StatementEntry(Decimal("5"), True, NOW, reference=long_reference, additional_info="funding"),
+        StatementEntry(Decimal("1"), True, NOW, reference="short-ref"),
+    )))
+    assert texts(xml, "AcctSvcrRef") == ["short-ref"]
+    assert texts(xml, "AddtlNtryInf") == [f"reference {long_reference}; funding"]

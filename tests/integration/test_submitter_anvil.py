@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,6 @@ import pytest
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,12 +29,13 @@ from chain_gateway.db import Base, make_engine, make_session_factory, transactio
 from chain_gateway.deploy import deploy
 from chain_gateway.errors import ChainUnavailable
 from chain_gateway.ledger import ROLE_BANK, LedgerClient
-from chain_gateway.outbox import OutboxEntry, OutboxState, Submitter, enqueue, recover
+from chain_gateway.outbox import OutboxEntry, OutboxState, Submitter, recover
 from chain_gateway.signing import PaymentOrder, sign_order
 from chain_gateway.transactions import TxSender
 
+from tests.outbox.outbox_helpers import put, settled_counts
+
 pytestmark = pytest.mark.anvil
-SETTLED_TOPIC = "0x" + keccak(text="PaymentSettled(bytes16,address,address,bytes3,uint256,bytes32)").hex()
 RELAYER = 1  # dev account index
 
 
@@ -59,14 +59,11 @@ class Net:
         return LedgerClient(w3, self.client.deployment, relayer=TxSender(w3, dev_accounts()[RELAYER]))
 
     def settled(self) -> Counter[bytes]:
-        logs = self.client.w3.eth.get_logs({"address": self.client.ledger, "topics": [SETTLED_TOPIC],
-                                            "fromBlock": self.client.deployment.deploy_block, "toBlock": "latest"})
-        return Counter(bytes(log["topics"][1])[:16] for log in logs)
+        return settled_counts(self.client)
 
 
-def _network(settings: Settings, tmp: Path, block_time: float | None = None) -> Net:
-    anvil = AnvilProcess(anvil_binary(settings.project_root), port=None, state_file=None, state_interval=1,
-                         block_time=block_time)
+def _network(settings: Settings, tmp: Path) -> Net:
+    anvil = AnvilProcess(anvil_binary(settings.project_root), port=None, state_file=None, state_interval=1)
     w3 = make_web3(anvil.url)
     keys = dev_accounts()
     deployment = deploy(w3, keys[0], [keys[RELAYER].address], name="outbox-anvil", rpc_url=anvil.url)
@@ -93,12 +90,6 @@ def outbox(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     Base.metadata.create_all(engine)
     yield make_session_factory(engine)
     engine.dispose()
-
-
-def put(factory: sessionmaker[Session], items: Sequence[tuple[PaymentOrder, bytes]]) -> None:
-    with transaction(factory) as session:
-        for order, sig in items:
-            enqueue(session, order, sig)
 
 
 def states(factory: sessionmaker[Session]) -> Counter[OutboxState]:
@@ -230,14 +221,17 @@ while True:
 """ % RELAYER
 
 
-def test_sigkill_mid_flight_then_recover(settings: Settings, tmp_path: Path, outbox: sessionmaker[Session]) -> None:
+def test_sigkill_mid_flight_then_recover(net: Net, tmp_path: Path, outbox: sessionmaker[Session]) -> None:
     """A submitter process is SIGKILLed while transactions wait in the mempool (1 s blocks);
     a new process recovers: mined rows DONE, the rest sent again, every UETR paid once."""
-    slow = _network(settings, tmp_path, block_time=1)
+    w3 = net.client.w3
+    paid_before = net.client.balance_of(net.creditor.address, "USD")
+    items = [net.order() for _ in range(400)]
+    put(outbox, items)
+    w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_setIntervalMining", [1])  # type: ignore[arg-type]
     try:
-        items = [slow.order() for _ in range(400)]
-        put(outbox, items)
-        child = subprocess.Popen([sys.executable, "-c", CHILD, slow.anvil.url, str(slow.manifest),
+        child = subprocess.Popen([sys.executable, "-c", CHILD, net.anvil.url, str(net.manifest),
                                   str(tmp_path / "outbox.sqlite3")], stdout=subprocess.PIPE)
         try:
             assert child.stdout is not None and child.stdout.readline().strip() == b"started"
@@ -251,16 +245,17 @@ def test_sigkill_mid_flight_then_recover(settings: Settings, tmp_path: Path, out
         at_kill = states(outbox)
         assert at_kill[OutboxState.SENT] > 0 and at_kill[OutboxState.PENDING] > 0, at_kill
 
-        fresh = slow.fresh_client()
+        fresh = net.fresh_client()
         report = recover(outbox, fresh, pending_wait=5)
         assert report.checked == at_kill[OutboxState.SENT] + at_kill[OutboxState.PENDING]
         assert report.done and report.requeued and not report.failed
-        sub = Submitter(outbox, fresh, max_items=100)
-        sub.run_until_idle(timeout=60)
-        settled = slow.settled()
-        assert [settled[o.uetr] for o, _ in items] == [1] * 400
-        assert states(outbox) == Counter({OutboxState.DONE: 400})
-        assert fresh.balance_of(slow.creditor.address, "USD") == 400
-        print(f"\nkilled with {dict(at_kill)}; recovery: {len(report.done)} done, {len(report.requeued)} resent")
+        Submitter(outbox, fresh, max_items=100).run_until_idle(timeout=60)
     finally:
-        slow.anvil.stop()
+        w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+        assert net.client.relayer is not None
+        net.client.relayer.resync_nonce()  # other processes sent from the relayer key
+    settled = net.settled()
+    assert [settled[o.uetr] for o, _ in items] == [1] * 400
+    assert states(outbox) == Counter({OutboxState.DONE: 400})
+    assert net.client.balance_of(net.creditor.address, "USD") == paid_before + 400
+    print(f"\nkilled with {dict(at_kill)}; recovery: {len(report.done)} done, {len(report.requeued)} resent")

@@ -2,8 +2,8 @@
 cloned for each test (SQLite: a file copy; PostgreSQL: CREATE DATABASE ... TEMPLATE)."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for tests/postgres.py)
-from postgres import PostgresServer, postgres_server  # noqa: E402,F401 - fixture re-exported
-
-from chain_gateway.db import make_engine, make_session_factory  # noqa: E402
-from chain_gateway.indexer import Indexer  # noqa: E402
-from chain_gateway.ledger import LedgerClient  # noqa: E402
-from chain_gateway.mirror.schema import upgrade_database  # noqa: E402
+from chain_gateway.chain import ChainHandle
+from chain_gateway.db import make_engine, make_session_factory
+from chain_gateway.indexer import Indexer
+from chain_gateway.ledger import Deployment, LedgerClient
+from chain_gateway.mirror.schema import upgrade_database
+from tests.mirror.scenario import Scenario, bank_factory, order_factory, run_scenario
+from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - the fixture, re-exported
 
 TEMPLATE_DB = "mirror_template"
 
@@ -77,3 +77,33 @@ def make_indexer(client: LedgerClient, mirror_db: MirrorDB) -> Callable[..., Ind
     def _make(**kwargs: Any) -> Indexer:
         return Indexer(client, mirror_db.sessions, **kwargs)
     return _make
+
+
+def _reset_nonces(client: LedgerClient) -> None:
+    for sender in (client.operator, client.relayer):
+        if sender is not None:
+            sender._nonce = None  # the chain moved under the sender
+
+
+@pytest.fixture(scope="session")
+def scenario_snapshot(chain: ChainHandle, session_client: LedgerClient,
+                      deployment: Deployment) -> tuple[Scenario, int]:
+    """The full scenario (``run_scenario``), played once per session and kept as an
+    eth-tester snapshot; the chain is put back as it was."""
+    tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    before = tester.take_snapshot()
+    scenario = run_scenario(session_client, bank_factory(session_client),
+                            order_factory(chain.chain_id, deployment.ledger))
+    played = tester.take_snapshot()
+    tester.revert_to_snapshot(before)
+    _reset_nonces(session_client)
+    return scenario, played
+
+
+@pytest.fixture
+def scenario(client: LedgerClient, chain: ChainHandle, scenario_snapshot: tuple[Scenario, int]) -> Scenario:
+    """The chain as the scenario left it (reverted after the test by the `client` fixture)."""
+    played, snapshot = scenario_snapshot
+    chain.w3.provider.ethereum_tester.revert_to_snapshot(snapshot)  # type: ignore[attr-defined]
+    _reset_nonces(client)
+    return dataclasses.replace(played, uetrs=dict(played.uetrs))

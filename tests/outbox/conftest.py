@@ -1,5 +1,5 @@
 """Outbox fixtures: a fresh SQLite file per test, two funded banks, submitters that are
-stopped before the chain snapshot is reverted (helpers: outbox_helpers.py)."""
+stopped before the chain snapshot is reverted (helpers: tests/outbox/outbox_helpers.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -6,13 +6,14 @@ import uuid
 
 import pytest
 from eth_account import Account
-from outbox_helpers import put, rows, settled_counts
 from sqlalchemy import update
 
 from chain_gateway.db import transaction
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.outbox import OutboxEntry, OutboxState, recover
 from chain_gateway.transactions import TxSender
+
+from tests.outbox.outbox_helpers import put, rows, settled_counts
 
 
 class Crash(BaseException):

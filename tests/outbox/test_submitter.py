@@ -9,7 +9,6 @@ import uuid
 import pytest
 import requests
 from eth_account import Account
-from outbox_helpers import put, rows, settled_counts
 
 from chain_gateway.deploy import RELAYER_ROLE
 from chain_gateway.errors import ChainUnavailable
@@ -17,6 +16,8 @@ from chain_gateway.ledger import GAS_BATCH_BASE, GAS_BATCH_ITEM, TX_GAS_CAP, Led
 from chain_gateway.outbox import OutboxState
 from chain_gateway.signing import FLAG_QUEUE
 from chain_gateway.transactions import TxSender
+
+from tests.outbox.outbox_helpers import put, rows, settled_counts
 
 
 def test_submitter_settles_a_payment(client, banks, make_order, outbox_db, submitters):
