@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from chain_gateway.codec import currency_to_bytes3
 from chain_gateway.db import Base, UTCDateTime, utcnow
 from chain_gateway.errors import (DuplicateUetr, Expired, GatewayError, InsufficientFunds, InvalidSignature,
-                                  ParticipantInactive, UnknownCurrency)
+                                  LedgerPaused, ParticipantInactive, UnknownCurrency)
 from chain_gateway.instructions.currency import from_minor
 from chain_gateway.instructions.model import FLAG_QUEUE, FLAG_URGENT, PaymentInstruction
 from chain_gateway.signing import PaymentOrder, order_digest, sign_order, typed_data, verify_order
@@ -81,6 +81,7 @@ class IntakeContext:
     gateway_key: Callable[[str], bytes | None]  # address -> private key the gateway holds, or None
     enqueue: Callable[[Session, PaymentOrder, bytes], Any]
     risk_check: Callable[[Session, PaymentInstruction, Parties], None] = lambda s, i, p: None
+    is_paused: Callable[[], bool] = lambda: False
     order_ttl_seconds: int = 300
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -136,6 +137,8 @@ def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction
             raise DuplicateUetr(f"UETR {uetr} was already used for a different instruction", uetr=uetr)
         return Acceptance(intake=existing, created=False)
 
+    if ctx.is_paused():
+        raise LedgerPaused("the ledger is paused by the operator: no payment is accepted until it resumes")
     parties = check_instruction(ctx, instruction)
     minor = instruction.amount_minor()
     if not instruction.queue_if_insufficient and ctx.balance_of(parties.debtor, instruction.currency) < minor:

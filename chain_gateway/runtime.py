@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -46,6 +47,7 @@ class Gateway:
         self.submitter: Any = None
         self._stop = threading.Event()
         self.changes = ChangeSignal()
+        self._paused_cache: tuple[float, bool] | None = None
         self._threads: list[threading.Thread] = []
         self.started = False
 
@@ -107,6 +109,20 @@ class Gateway:
             raise Unavailable("the gateway is starting")
         return self.sessions
 
+    def is_paused(self) -> bool:
+        """The ledger's pause flag, read from the chain at most every half second."""
+        now = time.monotonic()
+        cached = self._paused_cache
+        if cached is not None and now - cached[0] < 0.5:
+            return cached[1]
+        paused = self.require_client().paused()
+        self._paused_cache = (now, paused)
+        return paused
+
+    def forget_paused(self) -> None:
+        """Called after this gateway pauses or resumes the ledger."""
+        self._paused_cache = None
+
     def mirror_block(self) -> int | None:
         """The block the mirror has reached, or None before the first sync."""
         from chain_gateway.mirror.repository import mirror_head
@@ -145,4 +161,5 @@ class Gateway:
             gateway_key=gateway_key,
             enqueue=enqueue,
             order_ttl_seconds=self.settings.order_ttl_seconds,
+            is_paused=self.is_paused,
         )

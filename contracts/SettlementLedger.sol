@@ -70,6 +70,8 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     mapping(address participant => mapping(bytes3 currency => Limits)) private _limits;
     mapping(address participant => mapping(bytes3 currency => DayCounter)) private _outflow;
     mapping(address debtor => mapping(address creditor => mapping(bytes3 currency => BilateralCap))) private _bilateral;
+    /// @dev Limits a participant set for itself; enforced together with `_limits` ({_effectiveLimits}).
+    mapping(address participant => mapping(bytes3 currency => Limits)) private _ownLimits;
 
     modifier onlyDebtorOrRelayer(bytes16 uetr) {
         if (_status[uetr] != STATUS_QUEUED) revert NotQueued(uetr);
@@ -147,6 +149,21 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     /// @inheritdoc ISettlementLedger
     function unpause() external onlyRole(OPERATOR_ROLE) {
         _unpause();
+    }
+
+    // ====================================================== participant limits
+
+    /// @inheritdoc ISettlementLedger
+    function setOwnLimits(bytes3 currency, uint128 maxPerPayment, uint128 maxDailyOutflow) external {
+        _setOwnLimits(msg.sender, currency, maxPerPayment, maxDailyOutflow);
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function setOwnLimitsFor(address participant, bytes3 currency, uint128 maxPerPayment, uint128 maxDailyOutflow)
+        external
+        onlyRole(RELAYER_ROLE)
+    {
+        _setOwnLimits(participant, currency, maxPerPayment, maxDailyOutflow);
     }
 
     // ================================================================ payments
@@ -288,6 +305,16 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     }
 
     /// @inheritdoc ISettlementLedger
+    function ownLimitsOf(address participant, bytes3 currency) external view returns (Limits memory) {
+        return _ownLimits[participant][currency];
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function effectiveLimits(address participant, bytes3 currency) external view returns (Limits memory) {
+        return _effectiveLimits(participant, currency);
+    }
+
+    /// @inheritdoc ISettlementLedger
     function outflowOn(address participant, bytes3 currency, uint64 day) external view returns (uint256) {
         DayCounter storage c = _outflow[participant][currency];
         return c.day == day ? c.amount : 0;
@@ -369,12 +396,13 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
 
     /// @dev Returns (0,0,0) when `amount` fits every limit, else the limit kind (1 per payment,
     /// 2 daily outflow, 3 bilateral), the limit and what the total would have been.
+    /// Per-payment and daily limits are the effective ones ({_effectiveLimits}).
     function _limitCheck(address debtor, address creditor, bytes3 currency, uint256 amount)
         private
         view
         returns (uint8 kind, uint256 limit, uint256 wouldBe)
     {
-        Limits memory lim = _limits[debtor][currency];
+        Limits memory lim = _effectiveLimits(debtor, currency);
         if (lim.maxPerPayment != 0 && amount > lim.maxPerPayment) return (1, lim.maxPerPayment, amount);
         uint64 today = uint64(block.timestamp / 1 days);
         if (lim.maxDailyOutflow != 0) {
@@ -388,6 +416,39 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
             if (wouldBe > b.maxDaily) return (3, b.maxDaily, wouldBe);
         }
         return (0, 0, 0);
+    }
+
+    /// @dev The limits in force: per kind, the stricter non-zero of the operator cap and the
+    /// participant's own limit (0 = unlimited). {_setOwnLimits} keeps own <= cap when set, but a
+    /// cap lowered later must still bind, hence the minimum rather than "own if set".
+    function _effectiveLimits(address participant, bytes3 currency) private view returns (Limits memory lim) {
+        Limits memory cap = _limits[participant][currency];
+        Limits memory own = _ownLimits[participant][currency];
+        lim.maxPerPayment = _stricter(cap.maxPerPayment, own.maxPerPayment);
+        lim.maxDailyOutflow = _stricter(cap.maxDailyOutflow, own.maxDailyOutflow);
+    }
+
+    /// @dev The smaller of two limits where 0 means "no limit".
+    function _stricter(uint128 a, uint128 b) private pure returns (uint128) {
+        if (a == 0) return b;
+        if (b == 0) return a;
+        return a < b ? a : b;
+    }
+
+    /// @dev Stores a participant's own limits after checking them against the operator caps.
+    function _setOwnLimits(address participant, bytes3 currency, uint128 maxPerPayment, uint128 maxDailyOutflow)
+        private
+    {
+        if (_registry.bicOf(participant) == bytes11(0)) revert NotActive(participant);
+        Limits memory cap = _limits[participant][currency];
+        if (cap.maxPerPayment != 0 && maxPerPayment > cap.maxPerPayment) {
+            revert LimitAboveCap(participant, currency, 1, cap.maxPerPayment, maxPerPayment);
+        }
+        if (cap.maxDailyOutflow != 0 && maxDailyOutflow > cap.maxDailyOutflow) {
+            revert LimitAboveCap(participant, currency, 2, cap.maxDailyOutflow, maxDailyOutflow);
+        }
+        _ownLimits[participant][currency] = Limits(maxPerPayment, maxDailyOutflow);
+        emit OwnLimitsChanged(participant, currency, maxPerPayment, maxDailyOutflow);
     }
 
     /// @dev Adds `amount` to the debtor's outflow of the current UTC day (always, so a daily

@@ -43,6 +43,7 @@ def pause(gateway: GatewayDep, _: Operator) -> SystemState:
     if client.paused():
         raise Conflict("the ledger is already paused")
     receipt = client.pause()
+    gateway.forget_paused()
     return SystemState(paused=True, tx_hash="0x" + bytes(receipt["transactionHash"]).hex())
 
 
@@ -52,4 +53,5 @@ def resume(gateway: GatewayDep, _: Operator) -> SystemState:
     if not client.paused():
         raise Conflict("the ledger is not paused")
     receipt = client.unpause()
+    gateway.forget_paused()
     return SystemState(paused=False, tx_hash="0x" + bytes(receipt["transactionHash"]).hex())

@@ -92,7 +92,7 @@ class Web3Source:
             params["topics"] = _topic_filter(topics)
         return [
             RawLog(int(x["blockNumber"]), _hex(x["blockHash"]), int(x["logIndex"]), _hex(x["transactionHash"]),
-                   str(x["address"]).lower(), tuple(bytes(t) for t in x["topics"]), bytes(x["data"]), None)
+                   str(x["address"]).lower(), tuple(_hex(t) for t in x["topics"]), bytes(x["data"]), None)
             for x in self.w3.eth.get_logs(params)  # type: ignore[arg-type]
         ]
 
@@ -170,7 +170,7 @@ class JsonRpcSource:
             ts = x.get("blockTimestamp")
             out.append(RawLog(int(x["blockNumber"], 16), x["blockHash"].lower(), int(x["logIndex"], 16),
                               x["transactionHash"].lower(), x["address"].lower(),
-                              tuple(fromhex(t[2:]) for t in x["topics"]), fromhex(x["data"][2:]),
+                              tuple(x["topics"]), fromhex(x["data"][2:]),
                               int(ts, 16) if ts else None))
         return out
 

@@ -10,8 +10,9 @@ Order of checks, cheapest and most telling first; the first failure wins (all FF
 
 1. safe parse (``xmlsafe``): size, DOCTYPE, depth;
 2. exactly one ISO ``Document``, at most one ``AppHdr``;
-3. header ``MsgDefIdr`` equals the document's message identifier (the XSDs cannot check
-   this, CBPR+ rule R5), so a mismatched header is reported as such whatever the type;
+3. header ``MsgDefIdr`` names the document's message (the XSDs cannot check this, CBPR+
+   rule R5), so a mismatched header is reported as such whatever the type; only a
+   header version lagging the Document's, same message and variant, is tolerated;
 4. the message identifier is one this caller accepts (type, then version);
 5. the header, then the document, against their XSDs.
 """
@@ -50,6 +51,7 @@ class IsoMessage:
     message_id: MessageId
     document: etree._Element
     header: AppHeader | None
+    header_version_differs: bool = False
 
 
 def _text(element: etree._Element, path: str) -> str | None:
@@ -145,7 +147,15 @@ def read_iso_message(
         )
     if header_element is not None:
         declared = _text(header_element, "MsgDefIdr")
-        if declared != str(message_id):
+        declared_id = MessageId.parse(declared or "")
+        # A header must name the document's message. A header whose version lags its
+        # Document's within the same message and variant (published CBPR+ samples put
+        # pacs.008.001.08 on a .12 Document) names the same message, so it is accepted and
+        # IsoMessage.header_version_differs records it; a header ahead of its Document
+        # claims a version the Document is not, and is refused.
+        lagging_header = declared_id is not None and (declared_id.message_type, declared_id.variant) == (
+            message_id.message_type, message_id.variant) and declared_id.version <= message_id.version
+        if not lagging_header:
             raise InvalidMessage(
                 f"header does not match its document: AppHdr MsgDefIdr is {declared!r} "
                 f"but the Document is {message_id}",
@@ -167,4 +177,5 @@ def read_iso_message(
         validate_against_xsd(header_element, str(header_id), part="AppHdr")
         header = read_header(header_element)
     validate_against_xsd(document, str(message_id), part=f"{message_id} Document")
-    return IsoMessage(message_id=message_id, document=document, header=header)
+    return IsoMessage(message_id=message_id, document=document, header=header,
+                      header_version_differs=header is not None and header.message_definition_id != str(message_id))

@@ -13,8 +13,8 @@ A reorganisation rewinds by deleting log rows above the fork and folding the sta
 touched keys again from what is left, so the current state never needs an undo log.
 Bookkeeping: ``mirror_checkpoints`` (one row per deployment: the last applied block and its
 hash), ``mirror_blocks`` (the hashes of the last N applied blocks, re-checked every cycle)
-and ``mirror_processed_logs`` (the unique key that stops a log being applied twice,
-written in the same transaction as the log's effects).
+and ``mirror_processed_blocks`` (the unique key that stops a block's logs being applied
+twice, written in the same transaction as their effects).
 
 Amounts are exact integers in minor units (``ExactInt``), addresses EIP-55 checksummed,
 hashes ``0x``-prefixed lower-case hex, UETRs canonical lower-case UUID text, times the
@@ -66,15 +66,21 @@ class MirrorBlock(Base):
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class ProcessedLog(Base):
-    """A chain log whose effects are in the mirror; the key makes a second application fail."""
+class ProcessedBlock(Base):
+    """A block whose logs are all in the mirror; the key makes a second application fail.
 
-    __tablename__ = "mirror_processed_logs"
+    The processed position of every log ``(chain_id, block_hash, log_index)`` is claimed per
+    block: the indexer applies a block's logs only all together, in one transaction with this
+    row, so claiming ``(chain_id, block_hash)`` claims each of its logs (``log_count`` of them)
+    at a hundredth of the rows.
+    """
+
+    __tablename__ = "mirror_processed_blocks"
 
     chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     block_hash: Mapped[str] = mapped_column(String(HASH_LEN), primary_key=True)
-    log_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     block_number: Mapped[int] = mapped_column(BigInteger, index=True)
+    log_count: Mapped[int] = mapped_column(Integer)
 
 
 # ------------------------------------------------------------------ participants
@@ -142,7 +148,7 @@ class StatementLine(Base):
     amount: Mapped[int] = mapped_column(ExactInt)
     """Signed: credits positive, debits negative."""
     balance_after: Mapped[int] = mapped_column(ExactInt)
-    uetr: Mapped[str | None] = mapped_column(String(UETR_LEN), index=True)
+    uetr: Mapped[str | None] = mapped_column(String(UETR_LEN))
     counterparty: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
     reference: Mapped[str | None] = mapped_column(String(HASH_LEN))
     """The funding reference (bytes32 hex) of FUND / DEFUND lines."""
@@ -234,9 +240,9 @@ class Payment(Base):
     log_index: Mapped[int] = mapped_column(Integer)
     first_block: Mapped[int] = mapped_column(BigInteger)
     first_log_index: Mapped[int] = mapped_column(Integer)
-    last_block: Mapped[int] = mapped_column(BigInteger, index=True)
+    last_block: Mapped[int] = mapped_column(BigInteger)
     """Block of the latest event of any kind (hold and priority changes included)."""
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
@@ -293,9 +299,9 @@ class SystemEvent(Base):
 
 # Tables a rebuild wipes (everything here: the mirror holds nothing the chain does not).
 CHAIN_DERIVED = (
-    ProcessedLog, MirrorBlock, ParticipantEvent, Participant, Balance, StatementLine, Funding,
+    ProcessedBlock, MirrorBlock, ParticipantEvent, Participant, Balance, StatementLine, Funding,
     LimitChange, BilateralLimitChange, PaymentEvent, Payment, SystemEvent, Checkpoint,
 )
 # Event-log tables keyed by chain position: a rewind deletes their rows above the fork.
-POSITIONAL = (ProcessedLog, MirrorBlock, ParticipantEvent, StatementLine, Funding, LimitChange,
+POSITIONAL = (ProcessedBlock, MirrorBlock, ParticipantEvent, StatementLine, Funding, LimitChange,
               BilateralLimitChange, PaymentEvent, SystemEvent)

@@ -24,6 +24,7 @@ def alembic_config(url: str | None = None, *, connection: Connection | None = No
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     if connection is not None:
         config.attributes["connection"] = connection
+    config.attributes["configure_logger"] = False  # the gateway's logging is its own, not alembic.ini's
     return config
 
 

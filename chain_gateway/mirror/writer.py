@@ -12,14 +12,17 @@ through reorganisations is row for row the mirror a rebuild produces.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from chain_gateway.db import UTCDateTime
 from chain_gateway.indexer.events import DecodedEvent, RawLog
 from chain_gateway.mirror.models import (
     CHAIN_DERIVED,
@@ -32,7 +35,7 @@ from chain_gateway.mirror.models import (
     ParticipantEvent,
     Payment,
     PaymentEvent,
-    ProcessedLog,
+    ProcessedBlock,
     StatementLine,
     SystemEvent,
 )
@@ -45,7 +48,7 @@ _STATUS_EVENTS = {"PaymentSettled": "ACSC", "PaymentQueued": "PDNG", "PaymentCan
                   "PaymentRejected": "RJCT"}
 _CHUNK = 500  # keys per IN (...) list
 
-T_PROCESSED: Table = ProcessedLog.__table__  # type: ignore[assignment]
+T_PROCESSED: Table = ProcessedBlock.__table__  # type: ignore[assignment]
 T_PARTICIPANTS: Table = Participant.__table__  # type: ignore[assignment]
 T_PARTICIPANT_EVENTS: Table = ParticipantEvent.__table__  # type: ignore[assignment]
 T_BALANCES: Table = Balance.__table__  # type: ignore[assignment]
@@ -346,7 +349,7 @@ class RangeFold:
                            (T_FUNDING, "funding"), (T_LIMITS, "limits"), (T_BILATERAL, "bilateral"),
                            (T_PAYMENT_EVENTS, "payment_events"), (T_SYSTEM, "system")):
             if rows[key]:
-                conn.execute(table.insert(), rows[key])
+                insert_rows(conn, table, rows[key])
         _replace(conn, T_PARTICIPANTS, ["address"], [(a,) for a in self.touched_participants & self.participants_in_db],
                  [r for a in self.touched_participants if (r := self.participants[a]) is not None])
         _replace(conn, T_BALANCES, ["participant", "currency"], list(self.touched_balances & self.balances_in_db),
@@ -365,15 +368,98 @@ def _replace(conn: Connection, table: Table, key_columns: list[str], old_keys: I
             stmt = stmt.where(table.c[c] == bindparam(f"k_{c}"))
         conn.execute(stmt, old)
     if new_rows:
-        conn.execute(table.insert(), new_rows)
+        insert_rows(conn, table, new_rows)
+
+
+_Insert = tuple[str, list[str], list[tuple[int, Callable[[Any], Any], bool]], bool]
+_INSERTS: dict[tuple[str, str, str], _Insert] = {}
+
+
+COPY_THRESHOLD = 64  # rows from which PostgreSQL gets COPY instead of executemany
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Row], *, copy: bool = True) -> None:
+    """INSERT `rows` in one go, the columns' bind processors applied here.
+
+    Same values as ``conn.execute(table.insert(), rows)`` would store, at a fraction of the
+    per-row cost (SQLAlchemy's generic parameter processing dominated a 10,000-event range):
+    values are taken with one ``itemgetter`` call per row and only the columns that have a
+    bind processor (exact integers, timestamps) are converted; timestamps repeat per block,
+    so their processed values are memoised per call. On PostgreSQL (psycopg 3) many rows go
+    through ``COPY ... FROM STDIN`` in the same transaction; elsewhere one executemany.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    key = (table.name, dialect.name, str(dialect.paramstyle))
+    entry = _INSERTS.get(key)
+    if entry is None:
+        columns = [c.name for c in table.columns]
+        compiled = table.insert().compile(dialect=dialect, column_keys=columns)
+        order = list(compiled.positiontup or columns) if dialect.positional else columns
+        converters = []
+        for i, c in enumerate(order):
+            proc = table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                converters.append((i, proc, isinstance(table.c[c].type, UTCDateTime)))
+        entry = _INSERTS[key] = (str(compiled), order, converters, bool(dialect.positional))
+    sql, order, converters, positional = entry
+    getter = itemgetter(*order)
+    memos: dict[int, dict[Any, Any]] = {i: {} for i, _, memoise in converters if memoise}
+    params: list[Any] = []
+    for row in rows:
+        try:
+            values = list(getter(row))
+        except KeyError:
+            values = [row.get(c) for c in order]
+        for i, proc, memoise in converters:
+            v = values[i]
+            if v is None:
+                continue
+            if memoise:
+                memo = memos[i]
+                out = memo.get(v)
+                if out is None:
+                    out = memo[v] = proc(v)
+                values[i] = out
+            else:
+                values[i] = proc(v)
+        params.append(values)
+    if copy and conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(rows) >= COPY_THRESHOLD:
+        _copy_rows(conn, table, order, params)
+    elif positional:
+        conn.exec_driver_sql(sql, [tuple(v) for v in params])
+    else:
+        conn.exec_driver_sql(sql, [dict(zip(order, v, strict=True)) for v in params])
+
+
+def _copy_rows(conn: Connection, table: Table, columns: list[str], rows: list[list[Any]]) -> None:
+    """COPY rows into a PostgreSQL table through the session's own psycopg connection."""
+    import psycopg  # the PostgreSQL driver; only reached with it
+
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    dbapi = conn.connection.dbapi_connection
+    try:
+        with dbapi.cursor() as cursor, cursor.copy(statement) as pipe:  # type: ignore[union-attr]
+            for row in rows:
+                pipe.write_row(row)
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc
+    except psycopg.Error as exc:
+        raise DBAPIError(statement, None, exc) from exc
 
 
 def record_processed(session: Session, *, chain_id: int, logs: Sequence[RawLog]) -> None:
-    """Claim every log of the range; a log applied before makes this raise IntegrityError."""
-    if logs:
-        session.connection().execute(T_PROCESSED.insert(), [
-            {"chain_id": chain_id, "block_hash": log.block_hash, "log_index": log.log_index,
-             "block_number": log.block_number} for log in logs])
+    """Claim the blocks of `logs` (all of a range's logs); a block applied before makes this
+    raise IntegrityError, so the transaction, and the range, is refused."""
+    counts: dict[tuple[str, int], int] = {}
+    for log in logs:
+        key = (log.block_hash, log.block_number)
+        counts[key] = counts.get(key, 0) + 1
+    if counts:
+        insert_rows(session.connection(), T_PROCESSED, [
+            {"chain_id": chain_id, "block_hash": h, "block_number": n, "log_count": c}
+            for (h, n), c in counts.items()], copy=False)  # a conflict must surface as IntegrityError
 
 
 def apply_events(session: Session, *, events: Sequence[DecodedEvent], timestamps: dict[int, int]) -> Effects:
@@ -405,9 +491,7 @@ def rewind(session: Session, *, fork_block: int) -> Effects:
         for h in conn.execute(select(T_PAYMENT_EVENTS).where(T_PAYMENT_EVENTS.c.uetr.in_(chunk))
                               .order_by(T_PAYMENT_EVENTS.c.block_number, T_PAYMENT_EVENTS.c.log_index)).mappings():
             folded[h["uetr"]] = fold_payment(folded.get(h["uetr"]), dict(h))
-        new_rows = [r for r in folded.values() if r is not None]
-        if new_rows:
-            conn.execute(T_PAYMENTS.insert(), new_rows)
+        insert_rows(conn, T_PAYMENTS, [r for r in folded.values() if r is not None])
         effects.uetrs.update(chunk)
         for r in old.values():
             effects.participants.update(p for p in (r["debtor"], r["creditor"]) if p)
@@ -434,9 +518,7 @@ def rewind(session: Session, *, fork_block: int) -> Effects:
                               .order_by(T_PARTICIPANT_EVENTS.c.block_number,
                                         T_PARTICIPANT_EVENTS.c.log_index)).mappings():
             people[e["address"]] = fold_participant(people.get(e["address"]), dict(e))
-        rows = [r for r in people.values() if r is not None]
-        if rows:
-            conn.execute(T_PARTICIPANTS.insert(), rows)
+        insert_rows(conn, T_PARTICIPANTS, [r for r in people.values() if r is not None])
         effects.participants.update(chunk)
     return effects
 

@@ -85,6 +85,14 @@ interface ISettlementLedger {
     /// @notice Emitted when the operator changes a bilateral daily cap (0 removes it).
     event BilateralLimitChanged(address indexed debtor, address indexed creditor, bytes3 indexed currency, uint256 maxDaily);
 
+    /// @notice Emitted when a participant's own limits in a currency change (set by the participant
+    /// itself or by a relayer on its behalf); 0 means no own limit, so the operator cap alone applies.
+    /// @param participant The participant whose limits changed.
+    /// @param currency ISO 4217 code.
+    /// @param maxPerPayment The participant's own maximum per payment (minor units, 0 = none).
+    /// @param maxDailyOutflow The participant's own maximum outflow per UTC day (minor units, 0 = none).
+    event OwnLimitsChanged(address indexed participant, bytes3 indexed currency, uint128 maxPerPayment, uint128 maxDailyOutflow);
+
     // ----------------------------------------------------------------- errors
     /// @notice Thrown when the debtor's balance does not cover the amount.
     error InsufficientBalance(address participant, bytes3 currency, uint256 balance, uint256 needed);
@@ -125,6 +133,14 @@ interface ISettlementLedger {
     /// @notice Thrown when batch arrays differ in length.
     error LengthMismatch(uint256 orders, uint256 signatures);
 
+    /// @notice Thrown when a participant's own limit would be looser than the operator's non-zero cap.
+    /// @param participant The participant whose own limits were being set.
+    /// @param currency ISO 4217 code.
+    /// @param kind 1 per payment, 2 daily outflow (as in {LimitExceeded}).
+    /// @param cap The operator's cap for that kind.
+    /// @param requested The own limit that was asked for.
+    error LimitAboveCap(address participant, bytes3 currency, uint8 kind, uint256 cap, uint256 requested);
+
     // --------------------------------------------------------------- operator
     /// @notice Credits reserves to a registered participant.
     /// @dev Requirements: OPERATOR_ROLE, not paused, amount > 0. Emits {Funded}.
@@ -145,6 +161,30 @@ interface ISettlementLedger {
 
     /// @notice Stops every movement of money. Requirements: OPERATOR_ROLE. Emits {Paused}.
     function pause() external;
+
+    // ------------------------------------------------------- participant limits
+    /// @notice Sets the caller's own limits in `currency`: a participant may tighten, never
+    /// loosen, what the operator allows. 0 means no own limit (the operator cap alone applies).
+    /// @dev The limit enforced on payments is the stricter non-zero of the operator cap and the
+    /// own limit ({effectiveLimits}), so an operator who later lowers a cap below an own limit
+    /// still binds. Works while paused (it moves no money).
+    /// Requirements: the caller is a registered participant (else {NotActive}); each non-zero
+    /// operator cap is >= the requested own limit (else {LimitAboveCap}). Emits {OwnLimitsChanged}.
+    /// @param currency ISO 4217 code.
+    /// @param maxPerPayment Own maximum per payment, minor units (0 = none).
+    /// @param maxDailyOutflow Own maximum outflow per UTC day, minor units (0 = none).
+    function setOwnLimits(bytes3 currency, uint128 maxPerPayment, uint128 maxDailyOutflow) external;
+
+    /// @notice Sets `participant`'s own limits on its behalf: the gateway relays a change the
+    /// bank asked for over its authenticated API. Same rules as {setOwnLimits}.
+    /// @dev Requirements: RELAYER_ROLE, `participant` registered (else {NotActive}), within the
+    /// operator caps (else {LimitAboveCap}). Emits {OwnLimitsChanged}.
+    /// @param participant The participant whose own limits are set.
+    /// @param currency ISO 4217 code.
+    /// @param maxPerPayment Own maximum per payment, minor units (0 = none).
+    /// @param maxDailyOutflow Own maximum outflow per UTC day, minor units (0 = none).
+    function setOwnLimitsFor(address participant, bytes3 currency, uint128 maxPerPayment, uint128 maxDailyOutflow)
+        external;
 
     /// @notice Lifts a pause. Requirements: OPERATOR_ROLE. Emits {Unpaused}.
     function unpause() external;
@@ -206,6 +246,13 @@ interface ISettlementLedger {
 
     /// @notice The operator limits of `participant` in `currency`.
     function limitsOf(address participant, bytes3 currency) external view returns (Limits memory);
+
+    /// @notice The limits `participant` set for itself in `currency` (0 = none).
+    function ownLimitsOf(address participant, bytes3 currency) external view returns (Limits memory);
+
+    /// @notice The limits enforced on `participant`'s payments in `currency`: for each kind, the
+    /// stricter non-zero of the operator cap and the participant's own limit (0 = unlimited).
+    function effectiveLimits(address participant, bytes3 currency) external view returns (Limits memory);
 
     /// @notice What `participant` has paid out in `currency` on UTC day `day` (unix seconds / 86400).
     function outflowOn(address participant, bytes3 currency, uint64 day) external view returns (uint256);

@@ -2,7 +2,6 @@
 cloned for each test (SQLite: a file copy; PostgreSQL: CREATE DATABASE ... TEMPLATE)."""
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,12 +12,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from chain_gateway.chain import ChainHandle
 from chain_gateway.db import make_engine, make_session_factory
 from chain_gateway.indexer import Indexer
-from chain_gateway.ledger import Deployment, LedgerClient
+from chain_gateway.ledger import LedgerClient
 from chain_gateway.mirror.schema import upgrade_database
-from tests.mirror.scenario import Scenario, bank_factory, order_factory, run_scenario
+from tests.mirror.scenario import Scenario, run_scenario, run_small_scenario
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - the fixture, re-exported
 
 TEMPLATE_DB = "mirror_template"
@@ -79,31 +77,14 @@ def make_indexer(client: LedgerClient, mirror_db: MirrorDB) -> Callable[..., Ind
     return _make
 
 
-def _reset_nonces(client: LedgerClient) -> None:
-    for sender in (client.operator, client.relayer):
-        if sender is not None:
-            sender._nonce = None  # the chain moved under the sender
 
-
-@pytest.fixture(scope="session")
-def scenario_snapshot(chain: ChainHandle, session_client: LedgerClient,
-                      deployment: Deployment) -> tuple[Scenario, int]:
-    """The full scenario (``run_scenario``), played once per session and kept as an
-    eth-tester snapshot; the chain is put back as it was."""
-    tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
-    before = tester.take_snapshot()
-    scenario = run_scenario(session_client, bank_factory(session_client),
-                            order_factory(chain.chain_id, deployment.ledger))
-    played = tester.take_snapshot()
-    tester.revert_to_snapshot(before)
-    _reset_nonces(session_client)
-    return scenario, played
+@pytest.fixture
+def scenario(client: LedgerClient, make_bank: Callable[..., Any], make_order: Callable[..., Any]) -> Scenario:
+    """The full scenario (every event kind, every rejection reason) on the test's chain."""
+    return run_scenario(client, make_bank, make_order)
 
 
 @pytest.fixture
-def scenario(client: LedgerClient, chain: ChainHandle, scenario_snapshot: tuple[Scenario, int]) -> Scenario:
-    """The chain as the scenario left it (reverted after the test by the `client` fixture)."""
-    played, snapshot = scenario_snapshot
-    chain.w3.provider.ethereum_tester.revert_to_snapshot(snapshot)  # type: ignore[attr-defined]
-    _reset_nonces(client)
-    return dataclasses.replace(played, uetrs=dict(played.uetrs))
+def small_scenario(client: LedgerClient, make_bank: Callable[..., Any], make_order: Callable[..., Any]) -> Scenario:
+    """Two banks, funding and two settled payments: for tests about the indexer's cycle."""
+    return run_small_scenario(client, make_bank, make_order)

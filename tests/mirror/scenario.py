@@ -1,16 +1,10 @@
 """Chain scenarios and table dumps shared by the mirror tests."""
 from __future__ import annotations
 
-import itertools
-import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,47 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.mirror.models import CHAIN_DERIVED, Checkpoint
 from chain_gateway.mirror.writer import uetr_text
-from chain_gateway.ledger import ROLE_BANK
-from chain_gateway.signing import FLAG_QUEUE, FLAG_URGENT, PaymentOrder, sign_order
-
-
-@dataclass
-class ScenarioBank:
-    account: LocalAccount
-    bic: str
-    country: str
-
-    @property
-    def address(self) -> str:
-        return self.account.address
-
-
-def bank_factory(client: LedgerClient) -> Callable[..., ScenarioBank]:
-    """Like the `make_bank` fixture, usable outside a test (session-scoped scenarios)."""
-    counter = itertools.count()
-
-    def _make(country: str = "US", funds: dict[str, int] | None = None) -> ScenarioBank:
-        n = next(counter)
-        account = Account.create()
-        bic = f"MR{chr(65 + n // 26 % 26)}{chr(65 + n % 26)}{country}2L"
-        client.register(account.address, bic, country, ROLE_BANK)
-        for currency, amount in (funds or {}).items():
-            client.fund(account.address, currency, amount, b"\0" * 32)
-        return ScenarioBank(account, bic + "XXX", country)
-    return _make
-
-
-def order_factory(chain_id: int, ledger: str) -> Callable[..., tuple[PaymentOrder, bytes]]:
-    """Like the `make_order` fixture, usable outside a test."""
-    def _order(debtor: Any, creditor: Any, amount: int, currency: str = "USD", *, flags: int = 0,
-               deadline: int | None = None, uetr: bytes | None = None,
-               signer: LocalAccount | None = None) -> tuple[PaymentOrder, bytes]:
-        order = PaymentOrder(uetr=uetr or uuid.uuid4().bytes, debtor=debtor.address, creditor=creditor.address,
-                             currency=currency.encode(), amount=amount, flags=flags,
-                             deadline=deadline if deadline is not None else int(time.time()) + 3600,
-                             instruction_hash=os.urandom(32))
-        return order, sign_order((signer or debtor.account).key, order, chain_id, ledger)
-    return _order
+from chain_gateway.signing import FLAG_QUEUE, FLAG_URGENT
 
 
 @dataclass
@@ -110,6 +64,18 @@ def run_scenario(client: LedgerClient, make_bank: Callable[..., Any], make_order
     client.reinstate(c.address)
     client.fund(a.address, "USD", 10_000_00, b"\x04" * 32)
     client.settle_queued([bytes.fromhex(s.uetrs["queued"].replace("-", ""))])
+    return s
+
+
+def run_small_scenario(client: LedgerClient, make_bank: Callable[..., Any],
+                       make_order: Callable[..., Any]) -> Scenario:
+    s = Scenario()
+    a = s.banks["a"] = make_bank(funds={"USD": 1_000_00})
+    b = s.banks["b"] = make_bank(country="DE")
+    for label, amount in (("settled", 100_00), ("second", 50_00)):
+        order, sig = make_order(a, b, amount)
+        s.uetrs[label] = uetr_text(order.uetr)
+        client.submit_payment(order, sig)
     return s
 
 

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import IntegrityError
 
 from chain_gateway.errors import ReorgDetected
 from chain_gateway.indexer import MirrorUpdate
 from chain_gateway.mirror import repository as repo
-from chain_gateway.mirror.models import Balance, Payment, ProcessedLog
+from chain_gateway.mirror.models import Balance, Payment, ProcessedBlock
+from chain_gateway.mirror import writer
 from chain_gateway.mirror.writer import record_processed
 from chain_gateway.reconcile import reconcile
 from tests.mirror.scenario import dump, more_payments
@@ -94,8 +96,8 @@ class MirrorContract:
         assert (a, "USD") in updates[0].balances_increased
         assert u["settled"] in updates[0].finalized and u["held"] not in updates[0].finalized
 
-    def test_indexer_resumes_from_its_checkpoint(self, client, scenario, make_order, make_indexer, mirror_db):
-        s = scenario
+    def test_indexer_resumes_from_its_checkpoint(self, client, small_scenario, make_order, make_indexer, mirror_db):
+        s = small_scenario
         first = make_indexer().sync_once()
         more_payments(client, make_order, s, 3)
         second = make_indexer(max_range=2).sync_once()  # a new instance after a "restart"
@@ -106,9 +108,9 @@ class MirrorContract:
             assert len(page.items) == len({p.uetr for p in page.items}) == len(s.uetrs)
             assert reconcile(session, client).differences == []
 
-    def test_a_range_is_never_applied_twice(self, client, scenario, make_order, make_indexer, mirror_db,
+    def test_a_range_is_never_applied_twice(self, client, small_scenario, make_order, make_indexer, mirror_db,
                                             deployment):
-                indexer = make_indexer()
+        indexer = make_indexer()
         report = indexer.sync_once()
         before = dump(mirror_db.sessions)
         assert indexer.index_range(deployment.deploy_block, report.to_block) == 0
@@ -117,12 +119,12 @@ class MirrorContract:
         assert dump(mirror_db.sessions) == before
         # the unique processed-log key itself refuses a second application
         logs = indexer.source.logs(deployment.deploy_block, report.to_block, indexer.addresses)
-        from sqlalchemy.exc import IntegrityError
+
         with pytest.raises(IntegrityError), mirror_db.sessions() as session, session.begin():
             record_processed(session, chain_id=indexer.chain_id, logs=logs[-1:])
         assert dump(mirror_db.sessions) == before
 
-    def test_rebuild_equals_incremental(self, client, scenario, make_order, make_indexer, mirror_db):
+    def test_rebuild_equals_incremental(self, client, scenario, make_order, make_indexer, mirror_db, monkeypatch):
         indexer = make_indexer(max_range=3)
         s = scenario
         indexer.sync_once()
@@ -132,15 +134,16 @@ class MirrorContract:
         client.set_hold(_bytes16(s.uetrs["held"]), False)
         indexer.sync_once()
         incremental = dump(mirror_db.sessions)
+        monkeypatch.setattr(writer, "COPY_THRESHOLD", 1)  # PostgreSQL: the rebuild writes with COPY
         report = indexer.rebuild()
         assert report.from_block == client.deployment.deploy_block
         assert dump(mirror_db.sessions) == incremental
         assert sum(len(rows) for rows in incremental.values()) > 100
 
     # ------------------------------------------------------------ reorganisations
-    def test_reorg_mirror_follows_the_new_chain(self, chain, client, scenario, make_order, make_indexer, mirror_db):
+    def test_reorg_mirror_follows_the_new_chain(self, chain, client, small_scenario, make_order, make_indexer, mirror_db):
         tester = chain.w3.provider.ethereum_tester
-        s = scenario
+        s = small_scenario
         updates: list[MirrorUpdate] = []
         indexer = make_indexer(hooks=[updates.append])
         indexer.sync_once()
@@ -166,9 +169,9 @@ class MirrorContract:
         indexer.rebuild()
         assert dump(mirror_db.sessions) == after_reorg
 
-    def test_reorg_to_a_shorter_chain(self, chain, client, scenario, make_order, make_indexer, mirror_db):
+    def test_reorg_to_a_shorter_chain(self, chain, client, small_scenario, make_order, make_indexer, mirror_db):
         tester = chain.w3.provider.ethereum_tester
-        s = scenario
+        s = small_scenario
         fork = tester.take_snapshot()
         more_payments(client, make_order, s, 3, tag="gone")
         indexer = make_indexer()
@@ -182,9 +185,9 @@ class MirrorContract:
             assert repo.get_payment(session=session, uetr=s.uetrs["kept0"]) is not None
             assert reconcile(session, client).differences == []
 
-    def test_reorg_detection_reports_both_hashes(self, chain, client, scenario, make_order, make_indexer):
+    def test_reorg_detection_reports_both_hashes(self, chain, client, small_scenario, make_order, make_indexer):
         tester = chain.w3.provider.ethereum_tester
-        s = scenario
+        s = small_scenario
         fork = tester.take_snapshot()
         more_payments(client, make_order, s, 1, tag="x")
         indexer = make_indexer(max_reorg_retries=0)
@@ -197,6 +200,27 @@ class MirrorContract:
         fields = err.value.fields
         assert fields["block_number"] == client.w3.eth.block_number
         assert fields["expected"] != fields["actual"] and fields["fork_block"] == fields["block_number"] - 1
+
+    def test_run_forever_follows_the_chain_and_stops(self, client, make_bank, make_order, make_indexer, mirror_db):
+        import threading
+
+        seen = threading.Event()
+        a, b = make_bank(funds={"USD": 100}), make_bank()
+        order, sig = make_order(a, b, 10)
+        uetr = str(__import__("uuid").UUID(bytes=order.uetr))
+        indexer = make_indexer(hooks=[lambda up: seen.set() if uetr in up.uetrs else None])
+        client.submit_payment(order, sig)  # before the thread starts: eth-tester is not thread-safe
+        stop = threading.Event()
+        worker = threading.Thread(target=indexer.run_forever, args=(stop, 0.02), daemon=True)
+        worker.start()
+        try:
+            assert seen.wait(10)
+        finally:
+            stop.set()
+            worker.join(5)
+        assert not worker.is_alive()
+        with mirror_db.sessions() as session:
+            assert repo.get_payment(session=session, uetr=uetr).status == "ACSC"
 
     # ------------------------------------------------------------ finality
     def test_confirmation_depth(self, client, make_bank, make_order, make_indexer, mirror_db):
@@ -250,15 +274,15 @@ class MirrorContract:
         with mirror_db.sessions() as session:
             assert reconcile(session, client).as_dict()["differences"] == []
 
-    def test_reconciliation_at_an_earlier_block(self, client, scenario, make_order, make_indexer, mirror_db):
-        s = scenario
+    def test_reconciliation_at_an_earlier_block(self, client, small_scenario, make_order, make_indexer, mirror_db):
+        s = small_scenario
         middle = client.w3.eth.block_number
         more_payments(client, make_order, s, 2)
         make_indexer().sync_once()
         with mirror_db.sessions() as session:
             result = reconcile(session, client, block=middle)
             assert result.block_number == middle and result.differences == []
-            assert result.checked["payments"] == 12
+            assert result.checked["payments"] == 2
 
     # ------------------------------------------------------------ repository
     def test_repository_filters_and_pages(self, client, scenario, make_order, make_indexer, mirror_db):
@@ -314,11 +338,11 @@ class MirrorContract:
             assert head is not None and head.block_number == client.w3.eth.block_number
             assert repo.get_payment(session=session, uetr="6f0b3c1e-0000-4000-8000-000000000000") is None
 
-    def test_rebuild_wipes_only_chain_state(self, client, scenario, make_order, make_indexer, mirror_db):
-                indexer = make_indexer()
+    def test_rebuild_wipes_only_chain_state(self, client, small_scenario, make_order, make_indexer, mirror_db):
+        indexer = make_indexer()
         indexer.sync_once()
         with mirror_db.sessions() as session, session.begin():
-            session.execute(delete(ProcessedLog))  # damage: the rebuild must not need it
+            session.execute(delete(ProcessedBlock))  # damage: the rebuild must not need it
         indexer.rebuild()
         with mirror_db.sessions() as session:
             assert reconcile(session, client).differences == []

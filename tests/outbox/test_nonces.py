@@ -16,7 +16,7 @@ THREADS = 16
 
 def test_16_threads_share_one_sender(client, banks, make_order):
     a, b = banks
-    per_thread = 5
+    per_thread = 3
     work = [[make_order(a, b, 1) for _ in range(per_thread)] for _ in range(THREADS)]
     sender = client.relayer
     start = client.w3.eth.get_transaction_count(sender.address)
@@ -58,10 +58,10 @@ def test_16_submitters_share_one_sender(client, banks, make_order, submitters, t
         engine = make_engine(f"sqlite:///{tmp_path / f'outbox{i}.sqlite3'}")
         Base.metadata.create_all(engine)
         factory = make_session_factory(engine)
-        mine = [make_order(a, b, 1) for _ in range(4)]
+        mine = [make_order(a, b, 1) for _ in range(2)]
         put(factory, mine)
         orders += mine
-        subs.append(submitters(factory, max_items=2))
+        subs.append(submitters(factory, max_items=1))
     for sub in subs:
         sub.start()
     assert all(sub.wait_idle(30) for sub in subs)

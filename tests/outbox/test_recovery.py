@@ -9,6 +9,7 @@ from eth_account import Account
 from sqlalchemy import update
 
 from chain_gateway.db import transaction
+from chain_gateway.errors import ChainUnavailable
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.outbox import OutboxEntry, OutboxState, recover
 from chain_gateway.transactions import TxSender
@@ -131,3 +132,34 @@ def test_start_recovers_first_and_reports_failures(client, banks, make_order, ou
     report = submitters(on_failed=lambda uetrs, err: failed.append((uetrs, err))).start()
     assert report is not None and len(report.failed) == 1
     assert failed and failed[0][0] == [rows(outbox_db)[0].uetr]
+
+
+def test_start_with_chain_down_recovers_before_sending(client, banks, make_order, outbox_db, submitters,
+                                                       monkeypatch):
+    """No sending until recovery has run: a SENT row whose tx was mined must be found DONE."""
+    import chain_gateway.outbox.submitter as submitter_module
+
+    a, b = banks
+    mined, fresh = make_order(a, b, 1), make_order(a, b, 2)
+    put(outbox_db, [mined, fresh])
+    receipt = client.settle_batch([mined[0]], [mined[1]])
+    with transaction(outbox_db) as s:
+        s.execute(update(OutboxEntry).where(OutboxEntry.uetr == str(uuid.UUID(bytes=mined[0].uetr))).values(
+            state=OutboxState.SENT, tx_hash="0x" + bytes(receipt["transactionHash"]).hex(), attempts=1))
+    real = submitter_module._payment_statuses
+    outage = iter([ChainUnavailable("connection refused")])
+
+    def down_once(*args, **kwargs):
+        for exc in outage:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(submitter_module, "_payment_statuses", down_once)
+    sub = submitters(backoff_initial=0.01)
+    assert sub.start() is None  # postponed
+    assert sub.wait_idle(10)
+    by_uetr = {r.uetr: r for r in rows(outbox_db)}
+    assert by_uetr[str(uuid.UUID(bytes=mined[0].uetr))].attempts == 1  # never resent
+    assert sub.stats.transactions == 1
+    counts = settled_counts(client)
+    assert counts[mined[0].uetr] == counts[fresh[0].uetr] == 1

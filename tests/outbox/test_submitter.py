@@ -90,10 +90,37 @@ def test_batches_grow_under_load(client, banks, make_order, outbox_db, submitter
     assert sub.stats.transactions < 40
 
 
-def test_batch_size_is_capped_by_gas(submitters):
-    sub = submitters(max_items=1000)
-    assert sub.batch_size == (TX_GAS_CAP - GAS_BATCH_BASE) // GAS_BATCH_ITEM  # 185
-    assert LedgerClient.batch_gas(sub.batch_size) < TX_GAS_CAP
+@pytest.mark.parametrize("scale", [1.0, 1.5])
+def test_batch_size_is_capped_by_gas(submitters, scale):
+    sub = submitters(max_items=1000, gas_scale=scale)
+    assert sub.batch_size == int((TX_GAS_CAP / scale - GAS_BATCH_BASE) // GAS_BATCH_ITEM)  # 184 at 1.0, 122 at 1.5
+    assert LedgerClient.batch_gas(sub.batch_size) * scale <= TX_GAS_CAP
+    assert LedgerClient.batch_gas(sub.batch_size + 1) * scale > TX_GAS_CAP
+    assert submitters().batch_size == 100  # the default count fits the default gas
+
+
+def test_fresh_creditors_fit_the_default_gas(client, make_bank, make_order, outbox_db, submitters):
+    """The worst case per item (first payment to a new creditor: ~101k gas, more than
+    LedgerClient's 90k budget) settles in one batch with the default gas scale."""
+    pairs = [(make_bank(funds={"USD": 100}), make_bank()) for _ in range(12)]
+    items = [make_order(d, c, 10) for d, c in pairs]
+    put(outbox_db, items)
+    sub = submitters()
+    sub.run_until_idle()
+    assert sub.stats.transactions == 1 and sub.stats.reverted == 0
+    assert all(client.payment_status(o.uetr) == 2 for o, _ in items)
+
+
+def test_out_of_gas_batch_is_resent_with_more_gas(client, make_bank, make_order, outbox_db, submitters):
+    pairs = [(make_bank(funds={"USD": 100}), make_bank()) for _ in range(12)]
+    items = [make_order(d, c, 10) for d, c in pairs]
+    put(outbox_db, items)
+    sub = submitters(gas_scale=0.8)
+    sub.run_until_idle()
+    assert sub.stats.reverted >= 1 and sub.gas_scale > 0.8
+    assert all(client.payment_status(o.uetr) == 2 for o, _ in items)
+    assert {r.state for r in rows(outbox_db)} == {OutboxState.DONE}
+    assert all(settled_counts(client)[o.uetr] == 1 for o, _ in items)
 
 
 def test_chain_decides_each_item(client, banks, make_bank, make_order, outbox_db, submitters):

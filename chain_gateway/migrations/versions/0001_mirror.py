@@ -1,4 +1,4 @@
-"""Mirror tables: chain-derived state, event logs, checkpoints and processed-log keys.
+"""Mirror tables: chain-derived state, event logs, checkpoints and processed-block keys.
 
 The lead regenerates the initial migration of all gateway tables at integration; until then
 this revision creates the mirror's tables only.
@@ -185,22 +185,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('mirror_payments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_mirror_payments_block_number'), ['block_number'], unique=False)
-        batch_op.create_index(batch_op.f('ix_mirror_payments_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_mirror_payments_creditor'), ['creditor'], unique=False)
         batch_op.create_index(batch_op.f('ix_mirror_payments_debtor'), ['debtor'], unique=False)
-        batch_op.create_index(batch_op.f('ix_mirror_payments_last_block'), ['last_block'], unique=False)
         batch_op.create_index('ix_mirror_payments_position', ['first_block', 'first_log_index'], unique=False)
         batch_op.create_index('ix_mirror_payments_status', ['status'], unique=False)
 
-    op.create_table('mirror_processed_logs',
+    op.create_table('mirror_processed_blocks',
     sa.Column('chain_id', sa.BigInteger(), nullable=False),
     sa.Column('block_hash', sa.String(length=66), nullable=False),
-    sa.Column('log_index', sa.Integer(), nullable=False),
     sa.Column('block_number', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('chain_id', 'block_hash', 'log_index', name=op.f('pk_mirror_processed_logs'))
+    sa.Column('log_count', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('chain_id', 'block_hash', name=op.f('pk_mirror_processed_blocks'))
     )
-    with op.batch_alter_table('mirror_processed_logs', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_mirror_processed_logs_block_number'), ['block_number'], unique=False)
+    with op.batch_alter_table('mirror_processed_blocks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mirror_processed_blocks_block_number'), ['block_number'], unique=False)
 
     op.create_table('mirror_statement_lines',
     sa.Column('participant', sa.String(length=42), nullable=False),
@@ -219,7 +217,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('mirror_statement_lines', schema=None) as batch_op:
         batch_op.create_index('ix_mirror_statement_lines_block', ['block_number'], unique=False)
-        batch_op.create_index(batch_op.f('ix_mirror_statement_lines_uetr'), ['uetr'], unique=False)
 
     op.create_table('mirror_system_events',
     sa.Column('block_number', sa.BigInteger(), nullable=False),
@@ -264,21 +261,18 @@ def downgrade() -> None:
     op.drop_table('outbox')
     op.drop_table('mirror_system_events')
     with op.batch_alter_table('mirror_statement_lines', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_mirror_statement_lines_uetr'))
         batch_op.drop_index('ix_mirror_statement_lines_block')
 
     op.drop_table('mirror_statement_lines')
-    with op.batch_alter_table('mirror_processed_logs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_mirror_processed_logs_block_number'))
+    with op.batch_alter_table('mirror_processed_blocks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mirror_processed_blocks_block_number'))
 
-    op.drop_table('mirror_processed_logs')
+    op.drop_table('mirror_processed_blocks')
     with op.batch_alter_table('mirror_payments', schema=None) as batch_op:
         batch_op.drop_index('ix_mirror_payments_status')
         batch_op.drop_index('ix_mirror_payments_position')
-        batch_op.drop_index(batch_op.f('ix_mirror_payments_last_block'))
         batch_op.drop_index(batch_op.f('ix_mirror_payments_debtor'))
         batch_op.drop_index(batch_op.f('ix_mirror_payments_creditor'))
-        batch_op.drop_index(batch_op.f('ix_mirror_payments_created_at'))
         batch_op.drop_index(batch_op.f('ix_mirror_payments_block_number'))
 
     op.drop_table('mirror_payments')
