@@ -9,7 +9,7 @@ PY_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: install build run chain deploy test test-slow bench clean
+.PHONY: install build browser run chain deploy test test-slow bench clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -40,7 +40,11 @@ chain: install
 deploy: build
 	scripts/deploy --rpc-url http://127.0.0.1:8545 --name local --bootstrap
 
-test: build
+## headless Chromium (Debian packages) for the console's browser tests
+browser:
+	bash scripts/install-browser.sh
+
+test: build browser
 	$(PYTEST) -q -m "not slow" -p no:cacheprovider
 
 test-slow: build

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import console, errors
 from api.deps import RateLimiter
 from api.metrics import BodyLimitMiddleware, Metrics, MetricsMiddleware
 from api.routes import accounts, audit, participants, payments, system
@@ -42,6 +42,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     errors.install(app)
     for router in (system.router, participants.router, payments.router, accounts.router, audit.router):
         app.include_router(router)
+    app.include_router(console.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

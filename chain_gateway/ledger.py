@@ -230,3 +230,38 @@ class LedgerClient:
     def set_priority(self, uetr: bytes, urgent: bool) -> dict[str, Any]:
         return self._rel().transact(self.ledger, encode_call("setPriority(bytes16,bool)", ["bytes16", "bool"],
                                                              [uetr, urgent]), gas=GAS_ADMIN)
+
+    # ------------------------------------------------ participant-set limits (risk, issue 6)
+    # Operator caps stay in `set_limits` / `set_bilateral_limit`; a participant may tighten them.
+    # The limit the ledger enforces is, per kind, the stricter non-zero of cap and own limit.
+    def limits_of(self, participant: str, currency: str) -> tuple[int, int]:
+        """The operator caps (max per payment, max daily outflow) in minor units; 0 = none."""
+        per, daily = self._view(self.ledger, "limitsOf(address,bytes3)", ["address", "bytes3"],
+                                [participant, currency_to_bytes3(currency)], ["(uint128,uint128)"])[0]
+        return int(per), int(daily)
+
+    def own_limits_of(self, participant: str, currency: str) -> tuple[int, int]:
+        """The limits the participant set for itself; 0 = none."""
+        per, daily = self._view(self.ledger, "ownLimitsOf(address,bytes3)", ["address", "bytes3"],
+                                [participant, currency_to_bytes3(currency)], ["(uint128,uint128)"])[0]
+        return int(per), int(daily)
+
+    def effective_limits(self, participant: str, currency: str) -> tuple[int, int]:
+        """The limits the ledger enforces on the participant's payments; 0 = unlimited."""
+        per, daily = self._view(self.ledger, "effectiveLimits(address,bytes3)", ["address", "bytes3"],
+                                [participant, currency_to_bytes3(currency)], ["(uint128,uint128)"])[0]
+        return int(per), int(daily)
+
+    @staticmethod
+    def encode_set_own_limits(currency: str, max_per_payment: int, max_daily: int) -> bytes:
+        """Call data of `setOwnLimits`, for a participant sending it from its own key."""
+        return encode_call("setOwnLimits(bytes3,uint128,uint128)", ["bytes3", "uint128", "uint128"],
+                           [currency_to_bytes3(currency), max_per_payment, max_daily])
+
+    def set_own_limits_for(self, participant: str, currency: str, max_per_payment: int,
+                           max_daily: int) -> dict[str, Any]:
+        """Relay a participant's own limits (the gateway acting for an authenticated bank)."""
+        data = encode_call("setOwnLimitsFor(address,bytes3,uint128,uint128)",
+                           ["address", "bytes3", "uint128", "uint128"],
+                           [participant, currency_to_bytes3(currency), max_per_payment, max_daily])
+        return self._rel().transact(self.ledger, data, gas=GAS_ADMIN)

@@ -21,6 +21,9 @@ ERROR_REASON_CODES: Mapping[str, str] = {
     "InsufficientBalance(address,bytes3,uint256,uint256)": "AM04",  # insufficient funds
     "LimitExceeded(address,bytes3,uint8,uint256,uint256)": "AM02",  # not allowed amount
     "InvalidOrder(bytes16)": "AM12",  # invalid amount (zero, too large, or debtor == creditor)
+    "FxQuoteExpired(bytes32,uint64)": "AB01",  # aborted: the FX quote expired
+    "FxCapacityExceeded(bytes32,uint256,uint256)": "AM02",  # not allowed amount: over the quote's capacity
+    "FxDebitAboveMax(bytes16,uint256,uint256)": "AM09",  # wrong amount: the debit exceeds the debtor's maximum
 }
 UNKNOWN_REASON_CODE = "MS03"  # reason not specified (an error this table does not know)
 

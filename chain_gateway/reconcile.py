@@ -70,7 +70,8 @@ def _uint(raw: bytes) -> int:
 def _chain_facts(source: ChainSource, decoder: EventDecoder, client: LedgerClient, from_block: int, to_block: int,
                  step: int) -> tuple[set[str], set[tuple[str, str]]]:
     """UETRs and (participant, currency) pairs in the ledger's events up to `to_block`."""
-    topics = [[decoder.topic0(n) for n in (*_PAYMENT_EVENTS, "Funded", "Defunded")]]
+    names = [n for n in (*_PAYMENT_EVENTS, "Funded", "Defunded", "FxSettled") if n in decoder.by_name]
+    topics = [[decoder.topic0(n) for n in names]]
     uetrs: set[str] = set()
     keys: set[tuple[str, str]] = set()
     for start in range(from_block, to_block + 1, step):
@@ -81,6 +82,9 @@ def _chain_facts(source: ChainSource, decoder: EventDecoder, client: LedgerClien
             a = ev.args
             if ev.name in _PAYMENT_EVENTS:
                 uetrs.add(writer.uetr_text(a["uetr"]))
+            if ev.name == "FxSettled":
+                for currency_arg in ("debitCurrency", "creditCurrency"):
+                    keys.add((a["provider"], bytes(a[currency_arg]).rstrip(b"\0").decode("ascii", errors="replace")))
             if ev.name in _MONEY_EVENTS:
                 currency = bytes(a["currency"]).rstrip(b"\0").decode("ascii", errors="replace")
                 for party in (a.get("participant"), a.get("debtor"), a.get("creditor")):

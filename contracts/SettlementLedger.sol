@@ -7,6 +7,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {ISettlementLedger} from "./interfaces/ISettlementLedger.sol";
+import {NetPositions} from "./libraries/NetPositions.sol";
 
 /// @title SettlementLedger
 /// @notice Per-participant, per-currency settlement balances that move only against the
@@ -73,6 +74,52 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     /// @dev Limits a participant set for itself; enforced together with `_limits` ({_effectiveLimits}).
     mapping(address participant => mapping(bytes3 currency => Limits)) private _ownLimits;
 
+    // ------------------------------------------- FX PvP and gridlock batches (issue 5)
+    /// @notice A payment reserved for the open gridlock batch (paymentStatus 5): out of the queue.
+    uint8 public constant STATUS_RESERVED = 5;
+    /// @notice EIP-712 type hash of {FxQuote}.
+    bytes32 public constant FX_QUOTE_TYPEHASH = keccak256(
+        "FxQuote(bytes32 quoteId,address provider,bytes3 debitCurrency,bytes3 creditCurrency,uint256 rate,uint256 capacity,uint64 expiry)"
+    );
+    /// @notice EIP-712 type hash of {FxOrder}.
+    bytes32 public constant FX_ORDER_TYPEHASH = keccak256(
+        "FxOrder(bytes16 uetr,address debtor,address creditor,bytes3 currency,uint256 amount,bytes32 quoteId,address provider,bytes3 debitCurrency,uint256 maxDebit,uint64 deadline,bytes32 instructionHash)"
+    );
+    uint256 private constant _RATE_SCALE = 1e18;
+    uint8 private constant _ROLE_FX_PROVIDER = 2; // ParticipantRegistry's role bit
+    uint8 private constant _GRID_RESERVING = 1;
+    uint8 private constant _GRID_COMMITTED = 2;
+    uint8 private constant _GRID_RELEASED = 3;
+    /// @dev Most accounts one gridlock call may touch (memory table; larger sets go in chunks).
+    uint256 private constant _MAX_NET_ACCOUNTS = 512;
+
+    /// @dev The open gridlock batch (at most one, so every reserved payment belongs to it).
+    struct GridlockBatch {
+        bytes32 id;
+        uint8 state;
+        uint32 reserved;
+        uint32 closed;
+    }
+
+    /// @dev A reserved batch's totals on one account; two slots.
+    struct BatchPosition {
+        uint128 credit;
+        uint128 debit;
+        uint96 maxDebit;
+    }
+
+    struct Account {
+        address participant;
+        bytes3 currency;
+    }
+
+    mapping(address provider => mapping(bytes32 quoteId => uint256)) private _fxUsed;
+    /// @dev Bilateral caps in force per (debtor, currency): gridlock code reads a pair's cap only when non-zero.
+    mapping(address debtor => mapping(bytes3 currency => uint256)) private _bilateralCaps;
+    GridlockBatch private _gridlock;
+    mapping(address participant => mapping(bytes3 currency => BatchPosition)) private _gridPositions;
+    Account[] private _gridAccounts;
+
     modifier onlyDebtorOrRelayer(bytes16 uetr) {
         if (_status[uetr] != STATUS_QUEUED) revert NotQueued(uetr);
         if (msg.sender != _queue[uetr].debtor && !hasRole(RELAYER_ROLE, msg.sender)) revert NotDebtor(uetr, msg.sender);
@@ -137,6 +184,11 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     {
         if (maxDaily > type(uint96).max) revert InvalidFunding(debtor, currency, maxDaily);
         BilateralCap storage cap = _bilateral[debtor][creditor][currency];
+        // Count the debtor's caps in force, so gridlock settlement reads a pair's cap only when one may exist.
+        if ((cap.maxDaily == 0) != (maxDaily == 0)) {
+            if (maxDaily == 0) --_bilateralCaps[debtor][currency];
+            else ++_bilateralCaps[debtor][currency];
+        }
         cap.maxDaily = uint96(maxDaily);
         emit BilateralLimitChanged(debtor, creditor, currency, maxDaily);
     }
@@ -218,38 +270,15 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     }
 
     /// @inheritdoc ISettlementLedger
+    /// @dev One pass over the payments (each read once, one status write, one event), net positions
+    /// in memory ({NetPositions}), then one balance write per (participant, currency): ~15k gas per
+    /// payment, so 1,000 fit one transaction under the 16,777,216 gas cap.
     function settleGridlock(bytes16[] calldata uetrs) external onlyRole(OPERATOR_ROLE) whenNotPaused {
-        uint256 n = uetrs.length;
-        // Pass 1: credit every creditor first. Marking each item settled here also makes a UETR
-        // listed twice fail the status check.
-        for (uint256 i; i < n; ++i) {
-            bytes16 uetr = uetrs[i];
-            Queued storage q = _queue[uetr];
-            if (_status[uetr] != STATUS_QUEUED || q.held) revert GridlockItemInvalid(uetr);
-            if (!_registry.areActive(q.debtor, q.creditor)) {
-                revert NotActive(_registry.isActive(q.debtor) ? q.creditor : q.debtor); // name the inactive party
-            }
-            _status[uetr] = STATUS_SETTLED;
-            _balances[q.creditor][q.currency] += q.amount;
-        }
-        // Pass 2: debit every debtor. With all credits applied, each balance only falls from here
-        // to its final value b + in - out, so a debit that does not fit proves a negative net
-        // position; the revert then undoes the whole set.
-        for (uint256 i; i < n; ++i) {
-            bytes16 uetr = uetrs[i];
-            Queued storage q = _queue[uetr];
-            (address debtor, bytes3 currency, uint256 amount) = (q.debtor, q.currency, q.amount);
-            uint256 balance = _balances[debtor][currency];
-            if (balance < amount) revert GridlockInfeasible(debtor, currency, balance, amount);
-            (uint8 kind, uint256 limit, uint256 wouldBe) = _limitCheck(debtor, q.creditor, currency, amount);
-            if (kind != 0) revert LimitExceeded(debtor, currency, kind, limit, wouldBe);
-            _recordOutflow(debtor, q.creditor, currency, amount);
-            unchecked {
-                _balances[debtor][currency] = balance - amount; // checked just above
-            }
-            emit PaymentSettled(uetr, debtor, q.creditor, currency, amount, q.instructionHash);
-        }
-        emit QueueBatchSettled(n, true);
+        NetPositions.Table memory t = _gatherGridlock(uetrs, STATUS_SETTLED);
+        (bytes4 reason, uint256 k) = _checkNets(t);
+        if (reason != bytes4(0)) _raiseNet(t.positions[k], reason);
+        _applyNets(t);
+        emit QueueBatchSettled(uetrs.length, true);
     }
 
     /// @inheritdoc ISettlementLedger
@@ -270,6 +299,109 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
         uint8 flags = urgent ? q.flags | FLAG_URGENT : q.flags & ~FLAG_URGENT;
         q.flags = flags;
         emit PaymentPriorityChanged(uetr, flags);
+    }
+
+    // ============================================== FX payment-versus-payment
+
+    /// @inheritdoc ISettlementLedger
+    function settleFxBatch(
+        FxOrder[] calldata orders,
+        bytes[] calldata signatures,
+        FxQuote[] calldata quotes,
+        bytes[] calldata quoteSignatures
+    ) external onlyRole(RELAYER_ROLE) whenNotPaused {
+        uint256 n = orders.length;
+        if (n != signatures.length || n != quotes.length || n != quoteSignatures.length) {
+            revert LengthMismatch(n, signatures.length == n ? (quotes.length == n ? quoteSignatures.length : quotes.length) : signatures.length);
+        }
+        for (uint256 i; i < n; ++i) {
+            bytes4 reason = _processFx(orders[i], signatures[i], quotes[i], quoteSignatures[i]);
+            if (reason != bytes4(0)) emit PaymentRejected(orders[i].uetr, reason);
+        }
+    }
+
+    // ================================================== gridlock batches (reserve, commit, close)
+
+    /// @inheritdoc ISettlementLedger
+    function reserveGridlock(bytes32 batchId, bytes16[] calldata uetrs) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        GridlockBatch storage g = _gridlock;
+        if (g.state == 0) (g.id, g.state) = (batchId, _GRID_RESERVING);
+        else if (g.id != batchId || g.state != _GRID_RESERVING) revert GridlockBatchState(batchId, g.id, g.state);
+        NetPositions.Table memory t = _gatherGridlock(uetrs, STATUS_RESERVED);
+        for (uint256 i; i < t.count; ++i) {
+            NetPositions.Position memory p = t.positions[i];
+            BatchPosition storage pos = _gridPositions[p.participant][p.currency];
+            if (pos.credit == 0 && pos.debit == 0) _gridAccounts.push(Account(p.participant, p.currency));
+            // Amounts are below 2^96 and a batch holds fewer than 2^32 payments: the sums fit 128 bits.
+            pos.credit += uint128(p.credit);
+            pos.debit += uint128(p.debit);
+            if (p.maxDebit > pos.maxDebit) pos.maxDebit = uint96(p.maxDebit);
+        }
+        uint32 reserved = g.reserved + uint32(uetrs.length);
+        g.reserved = reserved;
+        emit GridlockReserved(batchId, uetrs.length, reserved);
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function commitGridlock(bytes32 batchId) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        GridlockBatch storage g = _openBatch(batchId, _GRID_RESERVING);
+        uint256 n = _gridAccounts.length;
+        NetPositions.Table memory t = NetPositions.create(n);
+        for (uint256 i; i < n; ++i) {
+            Account storage a = _gridAccounts[i];
+            BatchPosition storage pos = _gridPositions[a.participant][a.currency];
+            NetPositions.Position memory p = t.positions[i];
+            (p.participant, p.currency) = (a.participant, a.currency);
+            (p.credit, p.debit, p.maxDebit) = (pos.credit, pos.debit, pos.maxDebit);
+        }
+        t.count = n;
+        _clearPositions();
+        (bytes4 reason, uint256 k) = _checkNets(t);
+        if (reason != bytes4(0)) {
+            g.state = _GRID_RELEASED;
+            emit GridlockReleased(batchId, reason, t.positions[k].participant, t.positions[k].currency);
+            return;
+        }
+        _applyNets(t);
+        g.state = _GRID_COMMITTED;
+        emit GridlockCommitted(batchId, g.reserved, n);
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function releaseGridlock(bytes32 batchId) external onlyRole(OPERATOR_ROLE) {
+        _openBatch(batchId, _GRID_RESERVING).state = _GRID_RELEASED;
+        _clearPositions();
+        emit GridlockReleased(batchId, bytes4(0), address(0), bytes3(0));
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function closeGridlock(bytes32 batchId, bytes16[] calldata uetrs) external onlyRole(OPERATOR_ROLE) {
+        GridlockBatch storage g = _gridlock;
+        bool committed = g.state == _GRID_COMMITTED;
+        if (g.id != batchId || (!committed && g.state != _GRID_RELEASED)) revert GridlockBatchState(batchId, g.id, g.state);
+        uint256 closed;
+        for (uint256 i; i < uetrs.length; ++i) {
+            bytes16 uetr = uetrs[i];
+            // Only one batch is open, so a reserved payment is one of its payments.
+            if (_status[uetr] != STATUS_RESERVED) continue;
+            Queued storage q = _queue[uetr];
+            if (committed) {
+                _status[uetr] = STATUS_SETTLED;
+                emit PaymentSettled(uetr, q.debtor, q.creditor, q.currency, q.amount, q.instructionHash);
+            } else {
+                _status[uetr] = STATUS_QUEUED;
+                if (_bilateralCaps[q.debtor][q.currency] != 0) _bilateralRefund(q.debtor, q.creditor, q.currency, q.amount);
+            }
+            ++closed;
+        }
+        if (committed && closed != 0) emit QueueBatchSettled(closed, true);
+        uint256 done = g.closed + closed;
+        if (done == g.reserved) {
+            delete _gridlock;
+            emit GridlockClosed(batchId, committed, done);
+        } else {
+            g.closed = uint32(done);
+        }
     }
 
     // =================================================================== views
@@ -328,6 +460,27 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     /// @inheritdoc ISettlementLedger
     function registry() external view returns (address) {
         return address(_registry);
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function fxQuoteUsed(address provider, bytes32 quoteId) external view returns (uint256) {
+        return _fxUsed[provider][quoteId];
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function gridlockBatch() external view returns (bytes32 batchId, uint8 state, uint256 reserved, uint256 closed) {
+        GridlockBatch storage g = _gridlock;
+        return (g.id, g.state, g.reserved, g.closed);
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function hashFxOrder(FxOrder calldata order) external view returns (bytes32) {
+        return _fxOrderDigest(order);
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function hashFxQuote(FxQuote calldata quote) external view returns (bytes32) {
+        return _fxQuoteDigest(quote);
     }
 
     // ================================================================ internal
@@ -499,5 +652,211 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
             revert LimitExceeded(o.debtor, o.currency, kind, limit, wouldBe);
         }
         revert InsufficientBalance(o.debtor, o.currency, _balances[o.debtor][o.currency], o.amount);
+    }
+
+    // ======================================== internal: FX PvP and gridlock net positions (issue 5)
+
+    /// @dev As {_process} for a cross-currency order. Failures of the order's or the quote's
+    /// signatures, or a quote other than the one the debtor named, change nothing (the relayer's
+    /// fault, not the debtor's); every later rejection consumes the UETR.
+    function _processFx(FxOrder calldata o, bytes calldata signature, FxQuote calldata q, bytes calldata quoteSignature)
+        private
+        returns (bytes4)
+    {
+        bytes16 uetr = o.uetr;
+        if (_status[uetr] != STATUS_UNKNOWN) return DuplicateUetr.selector;
+        if (o.deadline < block.timestamp) return OrderExpired.selector;
+        if (
+            !_signedBy(_fxOrderDigest(o), signature, o.debtor) || o.quoteId != q.quoteId || o.provider != q.provider
+                || o.debitCurrency != q.debitCurrency || o.currency != q.creditCurrency
+                || !_signedBy(_fxQuoteDigest(q), quoteSignature, q.provider)
+                || _registry.rolesOf(q.provider) & _ROLE_FX_PROVIDER == 0
+        ) return InvalidSignature.selector;
+        bytes4 reason = _settleFx(o, q);
+        if (reason != bytes4(0)) _status[uetr] = STATUS_REJECTED;
+        return reason;
+    }
+
+    /// @dev The checks of one PvP settlement, then {_moveFx}; 0 or the rejection's selector.
+    function _settleFx(FxOrder calldata o, FxQuote calldata q) private returns (bytes4) {
+        (address debtor, address provider, uint256 amount) = (o.debtor, q.provider, o.amount);
+        if (q.expiry < block.timestamp) return FxQuoteExpired.selector;
+        if (amount == 0 || amount > type(uint96).max || debtor == o.creditor || q.debitCurrency == q.creditCurrency
+                || q.rate == 0) return InvalidOrder.selector;
+        if (!_registry.areActive(debtor, o.creditor) || !_registry.isActive(provider)) return NotActive.selector;
+        // debit = ceil(amount * 1e18 / rate): rounded up, so the debtor never pays less than the amount
+        // is worth and no money is created (the provider gains less than one X minor unit). Cannot
+        // overflow: amount < 2^96, so scaled < 2^156 and debit * rate <= scaled.
+        uint256 scaled = amount * _RATE_SCALE;
+        uint256 debit = scaled / q.rate;
+        if (debit * q.rate != scaled) ++debit;
+        if (debit > o.maxDebit || debit > type(uint96).max) return FxDebitAboveMax.selector;
+        uint256 used = _fxUsed[provider][q.quoteId];
+        // Cumulative per (provider, quoteId): a quote is never paid out past its capacity, however often replayed.
+        if (used > q.capacity || amount > q.capacity - used) return FxCapacityExceeded.selector;
+        (uint8 kind,,) = _limitCheck(debtor, provider, q.debitCurrency, debit);
+        if (kind != 0) return LimitExceeded.selector;
+        if (_balances[debtor][q.debitCurrency] < debit || _balances[provider][q.creditCurrency] < amount) {
+            return InsufficientBalance.selector;
+        }
+        _fxUsed[provider][q.quoteId] = used + amount;
+        _moveFx(o, q, debit);
+        return bytes4(0);
+    }
+
+    /// @dev The four movements of a checked PvP settlement and its two events.
+    function _moveFx(FxOrder calldata o, FxQuote calldata q, uint256 debit) private {
+        (address debtor, address provider, uint256 amount) = (o.debtor, q.provider, o.amount);
+        (bytes3 x, bytes3 y) = (q.debitCurrency, q.creditCurrency);
+        _recordOutflow(debtor, provider, x, debit);
+        // Conservation: each currency moves by one debit and one equal credit. No underflow (both
+        // balances were checked; debtor == provider only cancels out), no overflow (a balance is
+        // bounded by its currency's supply).
+        unchecked {
+            _balances[debtor][x] -= debit;
+            _balances[provider][x] += debit;
+            _balances[provider][y] -= amount;
+            _balances[o.creditor][y] += amount;
+        }
+        _status[o.uetr] = STATUS_SETTLED;
+        emit FxSettled(o.uetr, q.quoteId, provider, x, debit, y, amount);
+        emit PaymentSettled(o.uetr, debtor, o.creditor, y, amount, o.instructionHash);
+    }
+
+    /// @dev `signature` is `signer`'s over `digest` (and `signer` is not the zero address).
+    function _signedBy(bytes32 digest, bytes calldata signature, address signer) private pure returns (bool) {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        return err == ECDSA.RecoverError.NoError && recovered == signer;
+    }
+
+    /// @dev Every member of FxOrder / FxQuote is a static one-word type, so `abi.encode(struct)` is
+    /// exactly the EIP-712 encodeData of its members (tests compare with eth_account's encoder).
+    function _fxOrderDigest(FxOrder calldata o) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(bytes.concat(FX_ORDER_TYPEHASH, abi.encode(o))));
+    }
+
+    function _fxQuoteDigest(FxQuote calldata q) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(bytes.concat(FX_QUOTE_TYPEHASH, abi.encode(q))));
+    }
+
+    /// @dev One pass over gridlock items: each must be queued and not held; it is moved to
+    /// `newStatus` (settled, with its {PaymentSettled}, or reserved) and added to the net positions.
+    /// Bilateral caps are per payment pair, so they are checked and counted here, only for debtors
+    /// that have one (`_bilateralCaps`).
+    function _gatherGridlock(bytes16[] calldata uetrs, uint8 newStatus) private returns (NetPositions.Table memory t) {
+        uint256 n = uetrs.length;
+        t = NetPositions.create(2 * n < _MAX_NET_ACCOUNTS ? 2 * n : _MAX_NET_ACCOUNTS);
+        for (uint256 i; i < n; ++i) {
+            bytes16 uetr = uetrs[i];
+            Queued storage q = _queue[uetr];
+            // Marking the item here also makes a UETR listed twice fail this check.
+            if (_status[uetr] != STATUS_QUEUED || q.held) revert GridlockItemInvalid(uetr);
+            _status[uetr] = newStatus;
+            (address debtor, bytes3 currency, address creditor, uint256 amount) = (q.debtor, q.currency, q.creditor, q.amount);
+            (NetPositions.Position memory d, bool added) = NetPositions.find(t, debtor, currency);
+            if (added) d.flagged = _bilateralCaps[debtor][currency] != 0;
+            d.debit += amount;
+            if (amount > d.maxDebit) d.maxDebit = amount;
+            (NetPositions.Position memory c,) = NetPositions.find(t, creditor, currency);
+            c.credit += amount;
+            if (d.flagged) _bilateralSpend(debtor, creditor, currency, amount);
+            if (newStatus == STATUS_SETTLED) {
+                emit PaymentSettled(uetr, debtor, creditor, currency, amount, q.instructionHash);
+            }
+        }
+    }
+
+    /// @dev 0 when every account of `t` can take its net position, else the failing check's
+    /// selector and the account's number. Each account: active, balance + credits >= debits, and for
+    /// a debtor its largest payment within the per-payment limit and its debits within the daily one.
+    function _checkNets(NetPositions.Table memory t) private view returns (bytes4, uint256) {
+        for (uint256 i; i < t.count; ++i) {
+            NetPositions.Position memory p = t.positions[i];
+            if (!_registry.isActive(p.participant)) return (NotActive.selector, i);
+            if (_balances[p.participant][p.currency] + p.credit < p.debit) return (GridlockInfeasible.selector, i);
+            if (p.debit != 0) {
+                (uint8 kind,,) = _netLimitCheck(p);
+                if (kind != 0) return (LimitExceeded.selector, i);
+            }
+        }
+        return (bytes4(0), 0);
+    }
+
+    /// @dev Reverts with the custom error, and its values, of a failed {_checkNets}.
+    function _raiseNet(NetPositions.Position memory p, bytes4 reason) private view {
+        if (reason == NotActive.selector) revert NotActive(p.participant);
+        if (reason == GridlockInfeasible.selector) {
+            revert GridlockInfeasible(p.participant, p.currency, _balances[p.participant][p.currency] + p.credit, p.debit);
+        }
+        (uint8 kind, uint256 limit, uint256 wouldBe) = _netLimitCheck(p);
+        revert LimitExceeded(p.participant, p.currency, kind, limit, wouldBe);
+    }
+
+    /// @dev Applies checked net positions: one balance write per account, debits to the day's outflow.
+    function _applyNets(NetPositions.Table memory t) private {
+        for (uint256 i; i < t.count; ++i) {
+            NetPositions.Position memory p = t.positions[i];
+            uint256 balance = _balances[p.participant][p.currency];
+            // Conservation: every payment added its amount to one credit and one debit, so the
+            // accounts' net positions sum to zero per currency. Cannot underflow: _checkNets.
+            uint256 next = balance + p.credit - p.debit;
+            if (next != balance) _balances[p.participant][p.currency] = next;
+            if (p.debit != 0) _addOutflow(p.participant, p.currency, p.debit);
+        }
+    }
+
+    /// @dev The per-payment and daily limits of a debtor account for a whole gridlock set; as
+    /// {_limitCheck}, (0,0,0) when within them.
+    function _netLimitCheck(NetPositions.Position memory p) private view returns (uint8, uint256, uint256) {
+        Limits memory lim = _effectiveLimits(p.participant, p.currency);
+        if (lim.maxPerPayment != 0 && p.maxDebit > lim.maxPerPayment) return (1, lim.maxPerPayment, p.maxDebit);
+        if (lim.maxDailyOutflow != 0) {
+            DayCounter storage dc = _outflow[p.participant][p.currency];
+            uint256 wouldBe = (dc.day == uint64(block.timestamp / 1 days) ? dc.amount : 0) + p.debit;
+            if (wouldBe > lim.maxDailyOutflow) return (2, lim.maxDailyOutflow, wouldBe);
+        }
+        return (0, 0, 0);
+    }
+
+    /// @dev Checks and counts one payment against its pair's bilateral cap (if any); reverts over it.
+    function _bilateralSpend(address debtor, address creditor, bytes3 currency, uint256 amount) private {
+        BilateralCap storage b = _bilateral[debtor][creditor][currency];
+        if (b.maxDaily == 0) return;
+        uint64 today = uint64(block.timestamp / 1 days);
+        uint256 wouldBe = (b.day == today ? b.spent : 0) + amount;
+        if (wouldBe > b.maxDaily) revert LimitExceeded(debtor, currency, 3, b.maxDaily, wouldBe);
+        (b.day, b.spent) = (today, uint96(wouldBe)); // bounded by maxDaily (uint96)
+    }
+
+    /// @dev Gives back what a released reservation counted against its pair's bilateral cap today.
+    function _bilateralRefund(address debtor, address creditor, bytes3 currency, uint256 amount) private {
+        BilateralCap storage b = _bilateral[debtor][creditor][currency];
+        if (b.day == uint64(block.timestamp / 1 days)) b.spent = b.spent > amount ? b.spent - uint96(amount) : 0;
+    }
+
+    /// @dev Adds `amount` to the debtor's outflow of the current UTC day.
+    function _addOutflow(address debtor, bytes3 currency, uint256 amount) private {
+        uint64 today = uint64(block.timestamp / 1 days);
+        DayCounter storage c = _outflow[debtor][currency];
+        // Cannot overflow: amounts are below 2^96 and no day sees 2^96 payments.
+        unchecked {
+            c.amount = c.day == today ? c.amount + uint192(amount) : uint192(amount);
+        }
+        c.day = today;
+    }
+
+    /// @dev The open batch, which must be `batchId` in `state`.
+    function _openBatch(bytes32 batchId, uint8 state) private view returns (GridlockBatch storage g) {
+        g = _gridlock;
+        if (g.id != batchId || g.state != state) revert GridlockBatchState(batchId, g.id, g.state);
+    }
+
+    /// @dev Deletes the reserving batch's stored positions (commit read them; release drops them).
+    function _clearPositions() private {
+        for (uint256 i; i < _gridAccounts.length; ++i) {
+            Account storage a = _gridAccounts[i];
+            delete _gridPositions[a.participant][a.currency];
+        }
+        delete _gridAccounts;
     }
 }

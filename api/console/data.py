@@ -57,6 +57,8 @@ class Api:
     def __init__(self, app: FastAPI, api_key: str) -> None:
         self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.internal",
                                          headers={"Authorization": f"Bearer {api_key}"}, timeout=60)
+        self.unauthorized = False
+        """Set when the gateway answered 401: the key was revoked since the log-in."""
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -66,6 +68,8 @@ class Api:
         """GET `path`; `optional` marks an endpoint some gateways do not serve yet (404 = not served)."""
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         response = await self._client.get(path, params=clean, headers={"Accept": accept})
+        if response.status_code == 401:
+            self.unauthorized = True
         if response.status_code >= 400:
             return Answer(response.status_code, error=_problem(response),
                           not_served=optional and response.status_code in (404, 405))

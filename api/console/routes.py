@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.console import data
@@ -120,7 +120,9 @@ templates.env.filters.update(short=_short, when=_when, cell=_cell, money=_money)
 
 
 def _page(request: Request, name: str, *, title: str, active: str | None, status: int = 200,
-          **context: Any) -> HTMLResponse:
+          **context: Any) -> Response:
+    if getattr(request.state, "console_key_refused", False):
+        return _key_refused(request)
     files = _static_files(request)
 
     def static_url(file: str) -> str:
@@ -178,11 +180,23 @@ async def _api(request: Request, user: ConsoleSession) -> AsyncIterator[data.Api
         yield api
     finally:
         await api.close()
+        if api.unauthorized:  # the key was revoked after the log-in: the session ends with it
+            request.state.console_key_refused = True
+
+
+def _key_refused(request: Request) -> Response:
+    _store(request).drop(request.cookies.get(COOKIE))
+    response = RedirectResponse("/console/login?" + urllib.parse.urlencode({"expired": "1"}), status_code=303)
+    response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
+    _secure(response)
+    return response
 
 
 @router.get("/login")
-def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the form's field
-    return _page(request, "login.html", title="Log in", active=None, next=_safe_next(next), error=None)
+def login_form(request: Request, next: str | None = None, expired: str | None = None) -> Response:  # noqa: A002
+    return _page(request, "login.html", title="Log in", active=None, next=_safe_next(next),
+                 error="Your API key was revoked or the gateway no longer accepts it: log in again." if expired
+                 else None)
 
 
 @router.post("/login")
@@ -194,9 +208,13 @@ async def login(request: Request) -> Response:
     if len(body) > MAX_FORM_BYTES:
         return _page(request, "login.html", title="Log in", active=None, next="/console/", status=413,
                      error="The form is too large.")
-    form = urllib.parse.parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=4)
+    try:
+        form = urllib.parse.parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=4)
+    except ValueError:  # more fields than the form has
+        return _page(request, "login.html", title="Log in", active=None, next="/console/", status=400,
+                     error="The form is malformed.")
     key = (form.get("api_key") or [""])[0].strip()
-    target = _safe_next((form.get("next") or [None])[0])
+    target = _safe_next((form.get("next") or [""])[0])
     principal = await run_in_threadpool(_authenticate, request, key) if key and len(key) <= 512 else None
     if principal is None:
         return _page(request, "login.html", title="Log in", active=None, next=target, status=401,
@@ -266,7 +284,9 @@ async def balances(request: Request, bic: str | None = None, currency: str | Non
     async with _api(request, user) as api:
         banks = await _banks(api, user)
         answers = await asyncio.gather(*(api.get(f"/v1/accounts/{b}/balances") for b in banks))
-        matrix, currencies, block = [], set(), None
+        matrix: list[dict[str, Any]] = []
+        currencies: set[str] = set()
+        block: int | None = None
         for b, ans in zip(banks, answers, strict=True):
             if not ans.ok:
                 error = ans.error
@@ -404,6 +424,8 @@ async def export_payments(request: Request) -> Response:
     q = _search_from(request)
     async with _api(request, user) as api:
         result = await data.search_payments(api, q, limit=data.MAX_SCAN)
+    if getattr(request.state, "console_key_refused", False):
+        return _key_refused(request)
     if result.error:
         return Response(f"error: {result.error}\n", status_code=400, media_type="text/plain")
     out = io.StringIO()
@@ -431,6 +453,8 @@ async def export_statement(request: Request, bic: str = "", currency: str = "USD
     async with _api(request, user) as api:
         ans = await api.get(f"/v1/accounts/{clean_bic}/statement", params={"currency": clean_cur, "limit": 1000},
                             raw=True, accept="application/xml")
+    if getattr(request.state, "console_key_refused", False):
+        return _key_refused(request)
     if not ans.ok:
         return Response(f"error: {ans.error}\n", status_code=ans.status, media_type="text/plain")
     response = Response(ans.content, media_type="application/xml",

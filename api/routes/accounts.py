@@ -25,6 +25,9 @@ def balances(bic: str, gateway: GatewayDep, session: SessionDep, principal: Prin
     head = int(client.w3.eth.block_number)
     if block is not None and block > head:
         raise InvalidMessage(f"block {block} is beyond the chain head {head}")
+    if block is not None and block < client.deployment.deploy_block:
+        raise InvalidMessage(f"block {block} is before the ledger was deployed (block "
+                             f"{client.deployment.deploy_block})")
     at = head if block is None else block
     lines = []
     for currency in gateway.settings.enabled_currencies:

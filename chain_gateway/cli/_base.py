@@ -17,8 +17,9 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import httpx
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8000"
 DEFAULT_CREDENTIALS = Path("var/credentials.json")
@@ -52,8 +53,13 @@ def fail(message: str) -> NoReturn:
     raise CliError(message)
 
 
+MAX_ERROR_CHARS = 600
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """Whitespace collapsed; a very long message (a compiler's report, say) cut to stay readable."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS - 1] + "…"
 
 
 def command(fn: Callable[P, R]) -> Callable[P, R]:
@@ -214,22 +220,27 @@ def emit(state: State, data: Any, render: Callable[[Console], None]) -> None:
         render(stdout())
 
 
+NUMERIC = frozenset({"amount", "balance", "block", "#", "opening balance", "closing balance"})
+
+
 def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]], **kwargs: Any) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold", **kwargs)
     for col in columns:
-        t.add_column(col, overflow="fold")
+        t.add_column(col, overflow="fold", justify="right" if col in NUMERIC else "left",
+                     no_wrap=col.startswith("at (") or col in NUMERIC)
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
     return t
 
 
-def key_values(title: str | None, data: Mapping[str, Any]) -> Table:
-    t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
+def key_values(title: str | None, data: Mapping[str, Any]) -> Group:
+    """A title line, then one `key  value` line per item."""
+    t = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
     t.add_column(style="bold")
     t.add_column(overflow="fold")
     for k, v in data.items():
         t.add_row(str(k), "" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v)))
-    return t
+    return Group(Text(title, style="bold"), t) if title else Group(t)
 
 
 def normalise_bic(bic: str) -> str:

@@ -186,16 +186,28 @@ def _redact(url: str) -> str:
 def bench(
     ctx: typer.Context,
     args: Annotated[list[str] | None, typer.Argument(help="Passed to the benchmark module.")] = None,
-    module: Annotated[str, typer.Option("--module", hidden=True)] = "scripts.bench",
+    module: Annotated[str, typer.Option("--module", help="The benchmark module to run.")] = "scripts.bench",
 ) -> None:
-    """Run the benchmarks (the project's benchmark module, as `make bench` does)."""
+    """Run the benchmarks (the project's benchmark module, as `make bench` does), from the project root."""
+    import os
+
+    from chain_gateway.config import PROJECT_ROOT
+
+    root = str(PROJECT_ROOT)
+    added = root not in sys.path
+    if added:  # scripts/ is not an installed package: look for it in the checkout
+        sys.path.insert(0, root)
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         spec = None
+    finally:
+        if added:
+            sys.path.remove(root)
     if spec is None:
         raise CliError(f"this checkout has no benchmark module ({module}) yet: nothing to run")
-    with subprocess.Popen([sys.executable, "-m", module, *(args or [])], stdout=subprocess.PIPE,
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    with subprocess.Popen([sys.executable, "-m", module, *(args or [])], stdout=subprocess.PIPE, cwd=root, env=env,
                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1) as proc:
         assert proc.stdout is not None  # noqa: S101 - PIPE was asked for
         for line in proc.stdout:  # streamed, so a long benchmark shows its progress

@@ -34,6 +34,12 @@ def _amount(text: str) -> str:
     return format(value, "f")
 
 
+def when(at: Any) -> str:
+    """An RFC 3339 UTC time as `YYYY-MM-DD HH:MM:SS` (the tables say UTC in their header)."""
+    text = "" if at is None else str(at)
+    return text.replace("T", " ").split(".")[0].removesuffix("Z")[:19]
+
+
 def _payment_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
     return [[p.get(c) for c in PAYMENT_COLUMNS] for p in items]
 
@@ -50,7 +56,7 @@ def _show_payment(console: Console, p: dict[str, Any]) -> None:
 
 def _timeline(console: Console, p: dict[str, Any]) -> None:
     history = p.get("history") or []
-    rows = [[i + 1, h.get("status"), STATUS_MEANING.get(str(h.get("status")), ""), h.get("at"),
+    rows = [[i + 1, h.get("status"), STATUS_MEANING.get(str(h.get("status")), ""), when(h.get("at")),
              h.get("reason_code"), h.get("tx_hash"), h.get("block_number")] for i, h in enumerate(history)]
     console.print(table("Tracker", ("#", "status", "meaning", "at (UTC)", "reason", "tx hash", "block"), rows))
 
@@ -192,12 +198,12 @@ def pay(
             raise CliError(f"{len(rejected)} of {len(items)} transaction(s) rejected: "
                            + ", ".join(f"{i.get('uetr')} [{i.get('reason_code')}]" for i in rejected[:5]))
         return
-    missing = [flag for flag, value in (("--to", to), ("--currency", currency), ("--amount", amount))
-               if not value]
-    if missing:
+    if not (to and currency and amount):
+        missing = [flag for flag, value in (("--to", to), ("--currency", currency), ("--amount", amount))
+                   if not value]
         raise CliError(f"missing {', '.join(missing)} (or give --file pacs008.xml)")
-    payload: dict[str, Any] = {"uetr": uetr or str(uuid.uuid4()), "creditor_agent": to.strip().upper(),  # type: ignore[union-attr]
-                               "currency": currency.upper(), "amount": _amount(amount)}  # type: ignore[union-attr,arg-type]
+    payload: dict[str, Any] = {"uetr": uetr or str(uuid.uuid4()), "creditor_agent": to.strip().upper(),
+                               "currency": currency.strip().upper(), "amount": _amount(amount)}
     if e2e:
         payload["end_to_end_id"] = e2e
     if remittance:
@@ -286,7 +292,7 @@ def statement(
                            {"opening balance": body.get("opening_balance"),
                             "closing balance": body.get("closing_balance")}))
         c.print(table(None, ("at (UTC)", "block", "kind", "amount", "balance", "counterparty", "uetr / reference"),
-                      [[i.get("at"), i.get("block_number"), i.get("kind"), i.get("amount"), i.get("balance_after"),
+                      [[when(i.get("at")), i.get("block_number"), i.get("kind"), i.get("amount"), i.get("balance_after"),
                         i.get("counterparty"), i.get("uetr") or i.get("reference")] for i in body["items"]]))
         if body.get("next_cursor"):
             c.print("more lines: use --all", markup=False)

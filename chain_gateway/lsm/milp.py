@@ -3,13 +3,14 @@
 After presolve (``reduce``) the model is
 
     maximise   sum_k (amount_k / g) * x_k
-    subject to sum_{k in p} (amount_k / g) - sum_{k out of p} (amount_k / g) >= -floor(residual_p / g)
+    subject to sum_{k into p} (amount_k / g) x_k - sum_{k out of p} (amount_k / g) x_k
+                   >= -floor(residual_p / g)                 for every participant p
                x_k integer in 0..count_k
 
 with one column per group of interchangeable payments and one row per participant.
 ``g`` is the gcd of the currency's free amounts: dividing by it is exact (all
-coefficients stay integers, and floor on the right-hand side is the integer
-rounding of a valid inequality), and small coefficients help HiGHS's numerics.
+coefficients stay integers, and flooring the right-hand side is the integer
+rounding of a valid inequality), and smaller coefficients help HiGHS's numerics.
 The objective is then integral, so an absolute gap below 1 proves optimality.
 
 Every column has exactly two non-zeros (+a at the creditor's row, -a at the
@@ -17,28 +18,26 @@ debtor's), so the column-wise matrix is written straight into numpy arrays.
 """
 from __future__ import annotations
 
-import logging
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import highspy
 import numpy as np
+from numpy.typing import NDArray
 
-from chain_gateway.lsm.heuristics import remove_until_covered
-from chain_gateway.lsm.model import Account, QueuedPayment
-from chain_gateway.lsm.reduce import Group, Reduction, group_interchangeable
+from chain_gateway.lsm.model import LsmError
+from chain_gateway.lsm.reduce import Group
 
-log = logging.getLogger(__name__)
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int32]
 
 
 class _QuietHighs(highspy.Highs):
     """``highspy.Highs`` that never writes to stdout.
 
     highspy registers its callback in ``__init__``, and HiGHS prints its banner on
-    that registration unless output is already off, so output is switched off
-    first.
+    that registration unless output is already off, so output goes off first.
     """
 
     def enableCallbacks(self) -> None:  # noqa: N802 - highspy's name
@@ -48,14 +47,14 @@ class _QuietHighs(highspy.Highs):
 
 @dataclass(frozen=True, slots=True)
 class ArrayModel:
-    """The integer program in HiGHS's column-wise array form."""
+    """The integer program in HiGHS's column-wise array form (two non-zeros a column)."""
 
-    cost: np.ndarray
-    col_upper: np.ndarray
-    row_lower: np.ndarray
-    start: np.ndarray
-    index: np.ndarray
-    value: np.ndarray
+    parties: tuple[str, ...]
+    cost: FloatArray
+    col_upper: FloatArray
+    row_lower: FloatArray
+    index: IntArray
+    value: FloatArray
     scale: int
 
     @property
@@ -66,21 +65,43 @@ class ArrayModel:
     def num_row(self) -> int:
         return int(self.row_lower.size)
 
+    def activity(self, x: FloatArray) -> FloatArray:
+        """Row activities A @ x (exact: integers below 2**53)."""
+        rows = np.zeros(self.num_row)
+        np.add.at(rows, self.index, self.value * np.repeat(x, 2))
+        return rows
+
+    def is_feasible(self, x: FloatArray) -> bool:
+        return bool(np.all(self.activity(x) >= self.row_lower))
+
+    def restricted(self, free: NDArray[np.bool_], x: FloatArray) -> ArrayModel:
+        """The model over the ``free`` columns, the others fixed at their values in ``x``."""
+        fixed_x = np.where(free, 0.0, x)
+        pairs_index = self.index.reshape(-1, 2)[free].ravel()
+        pairs_value = self.value.reshape(-1, 2)[free].ravel()
+        return ArrayModel(
+            parties=self.parties,
+            cost=self.cost[free],
+            col_upper=self.col_upper[free],
+            row_lower=self.row_lower - self.activity(fixed_x),
+            index=np.ascontiguousarray(pairs_index, dtype=np.int32),
+            value=np.ascontiguousarray(pairs_value),
+            scale=self.scale,
+        )
+
 
 @dataclass(frozen=True, slots=True)
-class CurrencyResult:
-    """What one currency contributes to a proposal (indices into the payment list)."""
+class MipOutcome:
+    """HiGHS's answer: incumbent (None if none), dual bound (scaled), proved optimal."""
 
-    selected: frozenset[int]
-    value: int
-    bound: int
+    x: FloatArray | None
+    dual_bound: float
     optimal: bool
-    method: str
 
 
 def build_model(groups: Sequence[Group], residual: Mapping[str, int]) -> ArrayModel:
     """Arrays of the model above; rows are the participants that appear in ``groups``."""
-    parties = sorted({g.debtor for g in groups} | {g.creditor for g in groups})
+    parties = tuple(sorted({g.debtor for g in groups} | {g.creditor for g in groups}))
     row_of = {party: row for row, party in enumerate(parties)}
     scale = math.gcd(*(g.amount for g in groups)) or 1
     amounts = np.fromiter((g.amount // scale for g in groups), dtype=np.float64, count=len(groups))
@@ -91,29 +112,42 @@ def build_model(groups: Sequence[Group], residual: Mapping[str, int]) -> ArrayMo
     value[0::2] = amounts
     value[1::2] = -amounts
     return ArrayModel(
+        parties=parties,
         cost=amounts,
         col_upper=np.fromiter((len(g.members) for g in groups), dtype=np.float64, count=len(groups)),
         row_lower=np.array([-(residual[p] // scale) for p in parties], dtype=np.float64),
-        start=np.arange(0, 2 * len(groups) + 1, 2, dtype=np.int32),
         index=index,
         value=value,
         scale=scale,
     )
 
 
-def _run_highs(
-    model: ArrayModel, warm_start: np.ndarray, time_limit: float, rel_gap: float
-) -> tuple[np.ndarray | None, float, bool]:
-    """Solve; return (incumbent or None, dual bound in scaled units, proved optimal)."""
+def run_mip(
+    model: ArrayModel,
+    warm_start: FloatArray | None,
+    time_limit: float,
+    *,
+    rel_gap: float = 1e-6,
+    max_nodes: int | None = None,
+) -> MipOutcome:
+    """Solve with HiGHS, optionally from a feasible warm start; LsmError if HiGHS errors.
+
+    ``threads`` is left at HiGHS's default on purpose: HiGHS keeps one scheduler
+    per process and refuses to run (status kError) when a later solve asks for a
+    different thread count, so pinning it here would break whenever another part
+    of the gateway uses HiGHS differently. The MIP search is serial anyway.
+    """
     highs = _QuietHighs()
-    for option, setting in (
-        ("output_flag", False),
-        ("time_limit", max(time_limit, 0.01)),
-        ("mip_rel_gap", rel_gap),
-        ("mip_abs_gap", 0.999),  # integral objective: a gap below 1 is optimality
-        ("threads", 1),  # deterministic, and the gateway has other work for the cores
-        ("random_seed", 0),
-    ):
+    options: dict[str, float | int | bool] = {
+        "output_flag": False,
+        "time_limit": max(time_limit, 0.01),
+        "mip_rel_gap": rel_gap,
+        "mip_abs_gap": 0.999,  # integral objective: a gap below 1 is optimality
+        "random_seed": 0,
+    }
+    if max_nodes is not None:
+        options["mip_max_nodes"] = max_nodes
+    for option, setting in options.items():
         highs.setOptionValue(option, setting)
     num_col = model.num_col
     highs.passModel(
@@ -128,80 +162,19 @@ def _run_highs(
         model.col_upper,
         model.row_lower,
         np.full(model.num_row, highspy.kHighsInf),
-        model.start,
+        np.arange(0, 2 * num_col + 1, 2, dtype=np.int32),
         model.index,
         model.value,
         np.full(num_col, int(highspy.HighsVarType.kInteger), dtype=np.int32),
     )
-    highs.setSolution(num_col, np.arange(num_col, dtype=np.int32), warm_start)
-    highs.run()
-    status = highs.getModelStatus()
+    if warm_start is not None:
+        highs.setSolution(num_col, np.arange(num_col, dtype=np.int32), warm_start)
+    if highs.run() == highspy.HighsStatus.kError:
+        raise LsmError("HiGHS reported an error", status=str(highs.getModelStatus()))
     info = highs.getInfo()
     dual = float(info.mip_dual_bound)
     if info.primal_solution_status != int(highspy.SolutionStatus.kSolutionStatusFeasible):
-        return None, dual, False
-    incumbent = np.asarray(highs.getSolution().col_value, dtype=np.float64)
-    return incumbent, dual, status == highspy.HighsModelStatus.kOptimal
-
-
-def solve_currency(
-    payments: Sequence[QueuedPayment],
-    reduction: Reduction,
-    time_limit: float,
-    rel_gap: float,
-) -> CurrencyResult:
-    """Best selection HiGHS finds for one reduced currency, with a proven bound.
-
-    The greedy on the reduced instance is passed in as a warm start, so the MILP
-    never does worse than it. A rounded incumbent that misses a row by a rounding
-    unit is repaired by the same removal loop; the bound stays valid either way.
-    """
-    fixed = frozenset(reduction.fixed_in)
-    fixed_value = sum(payments[i].amount for i in fixed)
-    if not reduction.free:
-        return CurrencyResult(fixed, fixed_value, fixed_value, True, "presolve")
-    groups = group_interchangeable(payments, reduction.free)
-    model = build_model(groups, reduction.residual)
-    residual_balances: dict[Account, int] = {
-        (party, reduction.currency): amount for party, amount in reduction.residual.items()
-    }
-    greedy = remove_until_covered(payments, residual_balances, reduction.free)
-    warm = np.array([sum(1 for i in g.members if i in greedy) for g in groups], dtype=np.float64)
-    trivial_bound = sum(g.amount * len(g.members) for g in groups)
-
-    incumbent: np.ndarray | None
-    try:
-        incumbent, dual, optimal = _run_highs(model, warm, time_limit, rel_gap)
-    except Exception:  # noqa: BLE001 - any solver failure falls back to the greedy
-        log.warning("HiGHS failed on %s gridlock; using the greedy", reduction.currency, exc_info=True)
-        incumbent, dual, optimal = None, math.inf, False
-
-    method = "milp"
-    if incumbent is None:
-        chosen, method, optimal = set(greedy), "greedy-fallback", False
-    else:
-        counts = np.clip(np.rint(incumbent), 0, model.col_upper).astype(np.int64)
-        chosen = {i for g, k in zip(groups, counts.tolist()) for i in g.members[:k]}
-        repaired = remove_until_covered(payments, residual_balances, chosen)
-        if repaired != chosen:
-            log.warning("MILP incumbent for %s needed repair after rounding", reduction.currency)
-            chosen, method, optimal = repaired, "milp-repaired", False
-    value = sum(payments[i].amount for i in chosen)
-    bound = trivial_bound
-    if math.isfinite(dual):
-        bound = min(bound, math.floor(dual + 1e-6) * model.scale)
-    bound = max(bound, value)  # the dual bound is a float; never report it below a feasible value
-    if optimal:
-        bound = value if bound - value < model.scale else bound
-    return CurrencyResult(
-        selected=frozenset(chosen | fixed),
-        value=value + fixed_value,
-        bound=bound + fixed_value,
-        optimal=optimal,
-        method=method,
-    )
-
-
-def deadline_share(deadline: float, parts_left: int) -> float:
-    """Time for the next of ``parts_left`` solves so all finish by ``deadline``."""
-    return max(deadline - time.perf_counter(), 0.0) / max(parts_left, 1)
+        return MipOutcome(None, dual, False)
+    incumbent = np.clip(np.rint(np.asarray(highs.getSolution().col_value)), 0.0, model.col_upper)
+    optimal = highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    return MipOutcome(incumbent, dual, optimal)

@@ -5,11 +5,21 @@ results add up; the time limit is shared out so the whole call ends in time.
 """
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from chain_gateway.lsm.heuristics import ordered_keys, release_in_order, solve_greedy
-from chain_gateway.lsm.milp import deadline_share, solve_currency
+import numpy as np
+
+from chain_gateway.lsm.heuristics import (
+    ordered_keys,
+    release_in_order,
+    remove_until_covered,
+    solve_greedy,
+)
+from chain_gateway.lsm.milp import MipOutcome, build_model, run_mip
 from chain_gateway.lsm.model import (
     Account,
     LsmError,
@@ -18,11 +28,97 @@ from chain_gateway.lsm.model import (
     relative_gap,
     validate_queue,
 )
-from chain_gateway.lsm.reduce import reduce_currency
+from chain_gateway.lsm.reduce import Reduction, group_interchangeable, reduce_currency
+from chain_gateway.lsm.search import augment, improve
 
 __all__ = ["brute_force", "release_in_order", "solve", "solve_greedy", "solve_milp"]
 
+log = logging.getLogger(__name__)
+
 BRUTE_FORCE_LIMIT = 20
+CONSTRUCT_SHARE = 0.15
+"""Of a currency's time: at most this much for cycle augmentation (usually far less)."""
+BRANCH_AND_BOUND_SHARE = 0.5
+"""Of what is left after construction: HiGHS's full branch-and-bound (bound + incumbent);
+the rest goes to the neighbourhood search around the best incumbent."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CurrencyResult:
+    """What one currency contributes to a proposal (indices into the payment list)."""
+
+    selected: frozenset[int]
+    value: int
+    bound: int
+    optimal: bool
+    method: str
+
+
+def _solve_currency(
+    payments: Sequence[QueuedPayment],
+    reduction: Reduction,
+    deadline: float,
+    rel_gap: float,
+) -> _CurrencyResult:
+    """Best selection for one presolved currency, with a proven bound.
+
+    Pipeline: greedy on the reduced instance -> cycle augmentation (warm start) ->
+    HiGHS branch-and-bound (bound, often a better incumbent) -> neighbourhood
+    search with the time left unless HiGHS proved optimality. A HiGHS failure
+    leaves the heuristic incumbent and a trivial bound. The final point is mapped
+    back to payments (first members of each group in queue order) and re-checked
+    in exact integers; a shortfall is repaired by the greedy removal loop.
+    """
+    fixed = frozenset(reduction.fixed_in)
+    fixed_value = sum(payments[i].amount for i in fixed)
+    if not reduction.free:
+        return _CurrencyResult(fixed, fixed_value, fixed_value, True, "presolve")
+    groups = group_interchangeable(payments, reduction.free)
+    model = build_model(groups, reduction.residual)
+    residual: dict[Account, int] = {
+        (party, reduction.currency): amount for party, amount in reduction.residual.items()
+    }
+    greedy = remove_until_covered(payments, residual, reduction.free)
+    x = np.array([sum(1 for i in g.members if i in greedy) for g in groups], dtype=np.float64)
+    start = time.perf_counter()
+    x = augment(model, x, start + CONSTRUCT_SHARE * (deadline - start))
+
+    method = "milp"
+    outcome = MipOutcome(None, math.inf, False)
+    try:
+        budget = BRANCH_AND_BOUND_SHARE * (deadline - time.perf_counter())
+        outcome = run_mip(model, None, budget, rel_gap=rel_gap)
+    except Exception:  # noqa: BLE001 - any solver failure keeps the heuristic incumbent
+        log.warning("HiGHS failed on the %s gridlock", reduction.currency, exc_info=True)
+        method = "heuristic-fallback"
+    if outcome.x is not None and float(model.cost @ outcome.x) >= float(model.cost @ x):
+        x = outcome.x
+    if not outcome.optimal and method == "milp":
+        try:
+            x = improve(model, x, deadline)
+        except Exception:  # noqa: BLE001 - keep the incumbent we have
+            log.warning("neighbourhood search failed on %s", reduction.currency, exc_info=True)
+
+    chosen = {i for g, k in zip(groups, x.astype(np.int64).tolist()) for i in g.members[:k]}
+    repaired = remove_until_covered(payments, residual, chosen)
+    if repaired != chosen:
+        log.warning("%s incumbent needed repair after rounding", reduction.currency)
+        chosen, method = repaired, method + "-repaired"
+    value = sum(payments[i].amount for i in chosen)
+    bound = sum(g.amount * len(g.members) for g in groups)
+    if math.isfinite(outcome.dual_bound):
+        bound = min(bound, math.floor(outcome.dual_bound + 1e-6) * model.scale)
+    bound = max(bound, value)  # a float bound must never sit below a feasible value
+    optimal = outcome.optimal and method == "milp"
+    if optimal and bound - value < model.scale:
+        bound = value
+    return _CurrencyResult(
+        selected=frozenset(chosen | fixed),
+        value=value + fixed_value,
+        bound=bound + fixed_value,
+        optimal=optimal,
+        method=method,
+    )
 
 
 def solve_milp(
@@ -34,8 +130,10 @@ def solve_milp(
 ) -> Proposal:
     """Largest-value simultaneously settleable subset, by a 0/1 (grouped integer) program.
 
-    Returns HiGHS's incumbent with its proven bound; a currency where HiGHS fails or
-    finds nothing falls back to the greedy (method says so). ``optimal`` is True
+    Each currency is presolved and solved by HiGHS from a heuristic warm start, then
+    improved by neighbourhood search if HiGHS did not prove optimality in its share
+    of ``time_limit``. Returns the incumbent with HiGHS's proven bound; where HiGHS
+    fails, the heuristic incumbent stands (``method`` says so). ``optimal`` is True
     only if every currency was proved optimal within ``rel_gap``.
     """
     if not time_limit > 0:
@@ -55,8 +153,9 @@ def solve_milp(
     currencies = sorted(by_currency)
     for position, currency in enumerate(currencies):
         reduction = reduce_currency(payments, balances, by_currency[currency], currency)
-        share = deadline_share(deadline, len(currencies) - position)
-        result = solve_currency(payments, reduction, share, rel_gap)
+        now = time.perf_counter()
+        share_end = now + max(deadline - now, 0.0) / (len(currencies) - position)
+        result = _solve_currency(payments, reduction, share_end, rel_gap)
         selected |= result.selected
         value += result.value
         bound += result.bound

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, SmallInteger, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chain_gateway.db import Base, UTCDateTime
@@ -230,6 +230,11 @@ class Payment(Base):
     held: Mapped[bool] = mapped_column(Boolean, default=False)
     queue_seq: Mapped[int | None] = mapped_column(BigInteger)
     instruction_hash: Mapped[str | None] = mapped_column(String(HASH_LEN))
+    fx_quote_id: Mapped[str | None] = mapped_column(String(HASH_LEN))
+    """Cross-currency (PvP) payments: the quote, its provider and the debtor's leg."""
+    fx_provider: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
+    debit_currency: Mapped[str | None] = mapped_column(String(3))
+    debit_amount: Mapped[int | None] = mapped_column(ExactInt)
     status: Mapped[str] = mapped_column(String(4))
     chain_status: Mapped[int] = mapped_column(SmallInteger)
     reason_code: Mapped[str | None] = mapped_column(String(4))
@@ -276,6 +281,11 @@ class PaymentEvent(Base):
     held: Mapped[bool | None] = mapped_column(Boolean)
     queue_seq: Mapped[int | None] = mapped_column(BigInteger)
     instruction_hash: Mapped[str | None] = mapped_column(String(HASH_LEN))
+    fx_quote_id: Mapped[str | None] = mapped_column(String(HASH_LEN))
+    """Cross-currency (PvP) payments: the quote, its provider and the debtor's leg."""
+    fx_provider: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
+    debit_currency: Mapped[str | None] = mapped_column(String(3))
+    debit_amount: Mapped[int | None] = mapped_column(ExactInt)
     tx_hash: Mapped[str] = mapped_column(String(HASH_LEN))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -283,7 +293,8 @@ class PaymentEvent(Base):
 
 
 class SystemEvent(Base):
-    """Paused, Unpaused and QueueBatchSettled: ledger-wide events."""
+    """Ledger-wide events: Paused, Unpaused, QueueBatchSettled and the gridlock batch's
+    GridlockReserved / Committed / Released / Closed (every argument in ``detail``, JSON)."""
 
     __tablename__ = "mirror_system_events"
 
@@ -293,6 +304,7 @@ class SystemEvent(Base):
     account: Mapped[str | None] = mapped_column(String(ADDRESS_LEN))
     count: Mapped[int | None] = mapped_column(BigInteger)
     gridlock: Mapped[bool | None] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
     tx_hash: Mapped[str] = mapped_column(String(HASH_LEN))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -84,6 +84,10 @@ class PaymentView:
     block_number: int
     created_at: datetime
     updated_at: datetime
+    fx_quote_id: str | None = None
+    fx_provider: str | None = None
+    debit_currency: str | None = None  # cross-currency: what the debtor paid, in its currency
+    debit_amount: int | None = None
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,8 @@ def _payment_view(p: Payment, debtor_bic: str | None, creditor_bic: str | None, 
         debtor=p.debtor, creditor=p.creditor, debtor_bic=debtor_bic, creditor_bic=creditor_bic,
         currency=p.currency, amount=p.amount, flags=p.flags, held=p.held, queue_seq=p.queue_seq,
         instruction_hash=p.instruction_hash, tx_hash=p.tx_hash, block_number=p.block_number,
-        created_at=p.created_at, updated_at=p.updated_at)
+        created_at=p.created_at, updated_at=p.updated_at, fx_quote_id=p.fx_quote_id, fx_provider=p.fx_provider,
+        debit_currency=p.debit_currency, debit_amount=p.debit_amount)
 
 
 def get_payment(*, session: Session, uetr: str | uuid.UUID) -> PaymentView | None:

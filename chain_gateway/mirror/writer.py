@@ -12,6 +12,7 @@ through reorganisations is row for row the mirror a rebuild produces.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -77,6 +78,17 @@ def _hex(raw: bytes) -> str:
     return "0x" + bytes(raw).hex()
 
 
+def _json_args(args: dict[str, Any]) -> str:
+    """Event arguments as JSON text (bytes as 0x-hex, big integers as strings)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (bytes, bytearray)):
+            return "0x" + bytes(v).hex()
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53:
+            return str(v)
+        return v
+    return json.dumps({k: plain(v) for k, v in args.items()}, separators=(",", ":"), sort_keys=True)
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -105,6 +117,8 @@ def fold_payment(prev: Row | None, h: Row) -> Row | None:
             "uetr": h["uetr"], "debtor": h["debtor"], "creditor": h["creditor"], "currency": h["currency"],
             "amount": h["amount"], "flags": h["flags"], "held": False, "queue_seq": h["queue_seq"],
             "instruction_hash": h["instruction_hash"], "reason_code": None, "reject_selector": None,
+            "fx_quote_id": h.get("fx_quote_id"), "fx_provider": h.get("fx_provider"),
+            "debit_currency": h.get("debit_currency"), "debit_amount": h.get("debit_amount"),
             "first_block": prev["first_block"] if prev else h["block_number"],
             "first_log_index": prev["first_log_index"] if prev else h["log_index"],
             "created_at": prev["created_at"] if prev else h["at"],
@@ -167,6 +181,8 @@ class RangeFold:
         self.touched_balances: set[tuple[str, str]] = set()
         self.touched_participants: set[str] = set()
         self._queue_seq: int | None = None
+        self._fx: dict[str, Row] = {}  # uetr -> FxSettled args, until its PaymentSettled (same transaction)
+        self._fx_debtor_leg: dict[str, tuple[str, int, RawLog]] = {}
         self.rows: dict[str, list[Row]] = {name: [] for name in (
             "participant_events", "lines", "funding", "limits", "bilateral", "payment_events", "system")}
 
@@ -190,6 +206,8 @@ class RangeFold:
             elif ev.name == "PaymentSettled":
                 parties.add(a["debtor"])
                 parties.add(a["creditor"])
+            elif ev.name == "FxSettled":
+                parties.add(a["provider"])
             elif ev.name == "ParticipantStatusChanged":
                 registrants.add(a["participant"])
         for chunk in _chunks(sorted(uetrs)):
@@ -220,7 +238,8 @@ class RangeFold:
             "ParticipantRegistered": self._registered, "ParticipantStatusChanged": self._status_changed,
             "Funded": self._funded, "Defunded": self._funded, "LimitsChanged": self._limits,
             "BilateralLimitChanged": self._bilateral, "Paused": self._system, "Unpaused": self._system,
-            "QueueBatchSettled": self._system,
+            "QueueBatchSettled": self._system, "FxSettled": self._fx_settled, "GridlockReserved": self._system,
+            "GridlockCommitted": self._system, "GridlockReleased": self._system, "GridlockClosed": self._system,
         }
         payment_events = ("PaymentSettled", "PaymentQueued", "PaymentCancelled", "PaymentRejected",
                           "PaymentHoldChanged", "PaymentPriorityChanged")
@@ -245,7 +264,15 @@ class RangeFold:
         self.effects.participants.add(participant)
         if delta > 0:
             self.effects.balances_increased.add(key)
-        self.rows["lines"].append({
+        lines = self.rows["lines"]
+        if lines and (lines[-1]["participant"], lines[-1]["currency"], lines[-1]["block_number"],
+                      lines[-1]["log_index"]) == (participant, currency, log.block_number, log.log_index):
+            # the same balance moved twice by one log (an FX provider that is also the debtor or
+            # the creditor): one line with the net amount
+            lines[-1]["amount"] += delta
+            lines[-1]["balance_after"] = balance
+            return
+        lines.append({
             "participant": participant, "currency": currency, "block_number": log.block_number,
             "log_index": log.log_index, "kind": kind, "amount": delta, "balance_after": balance, "uetr": uetr,
             "counterparty": counterparty, "reference": reference, "tx_hash": log.tx_hash,
@@ -302,8 +329,18 @@ class RangeFold:
         self.rows["system"].append({
             "block_number": log.block_number, "log_index": log.log_index, "event": ev.name,
             "account": a.get("account"), "count": int(a["count"]) if "count" in a else None,
-            "gridlock": bool(a["gridlock"]) if "gridlock" in a else None, "tx_hash": log.tx_hash,
-            "at": self._at(log.block_number)})
+            "gridlock": bool(a["gridlock"]) if "gridlock" in a else None, "detail": _json_args(a),
+            "tx_hash": log.tx_hash, "at": self._at(log.block_number)})
+
+    def _fx_settled(self, ev: DecodedEvent) -> None:
+        """The debtor's leg of a PvP payment (debtor -> provider in the debit currency); the
+        PaymentSettled that follows books the provider -> creditor leg."""
+        a, log = ev.args, ev.log
+        uetr = uetr_text(a["uetr"])
+        debit_currency, debit = _ascii(a["debitCurrency"]), int(a["debitAmount"])
+        self._fx[uetr] = {"fx_quote_id": _hex(a["quoteId"]), "fx_provider": a["provider"],
+                          "debit_currency": debit_currency, "debit_amount": debit}
+        self._fx_debtor_leg[uetr] = (debit_currency, debit, log)
 
     def _payment(self, ev: DecodedEvent) -> None:
         a, log, name = ev.args, ev.log, ev.name
@@ -319,7 +356,11 @@ class RangeFold:
             "held": bool(a["held"]) if "held" in a else None, "queue_seq": None,
             "instruction_hash": _hex(a["instructionHash"]) if "instructionHash" in a else None,
             "tx_hash": log.tx_hash, "at": self._at(log.block_number),
+            "fx_quote_id": None, "fx_provider": None, "debit_currency": None, "debit_amount": None,
         }
+        fx = self._fx.pop(uetr, None) if name == "PaymentSettled" else None
+        if fx is not None:
+            h.update(fx)
         if name == "PaymentQueued":
             h["queue_seq"] = self._next_queue_seq()
         elif name == "PaymentRejected":
@@ -339,8 +380,16 @@ class RangeFold:
                     self.effects.participants.add(party)
         if name == "PaymentSettled":
             currency, amount = h["currency"], h["amount"]
-            self._move(a["debtor"], currency, -amount, "DEBIT", log, uetr=uetr, counterparty=a["creditor"])
-            self._move(a["creditor"], currency, amount, "CREDIT", log, uetr=uetr, counterparty=a["debtor"])
+            if fx is None:
+                self._move(a["debtor"], currency, -amount, "DEBIT", log, uetr=uetr, counterparty=a["creditor"])
+                self._move(a["creditor"], currency, amount, "CREDIT", log, uetr=uetr, counterparty=a["debtor"])
+            else:
+                provider = fx["fx_provider"]
+                debit_currency, debit, fx_log = self._fx_debtor_leg.pop(uetr)
+                self._move(a["debtor"], debit_currency, -debit, "DEBIT", fx_log, uetr=uetr, counterparty=provider)
+                self._move(provider, debit_currency, debit, "CREDIT", fx_log, uetr=uetr, counterparty=a["debtor"])
+                self._move(provider, currency, -amount, "DEBIT", log, uetr=uetr, counterparty=a["creditor"])
+                self._move(a["creditor"], currency, amount, "CREDIT", log, uetr=uetr, counterparty=provider)
 
     # ---------------------------------------------------------------- writing
     def _write(self) -> None:

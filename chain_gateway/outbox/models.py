@@ -8,6 +8,7 @@ States (``OutboxState``)::
        |                |                        expired) or retries are exhausted
        +---- reconcile -+  (tx reverted, dropped or unknown and paymentStatus == 0)
 
+A row whose sends keep failing for good (``max_attempts``) goes to FAILED from PENDING.
 ``tx_hash`` is the last transaction that carried the row. Nothing here decides a payment's
 business status (settled / queued / rejected): the indexer mirrors that from events.
 """

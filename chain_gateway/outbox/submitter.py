@@ -111,7 +111,8 @@ def _batched_statuses(client: LedgerClient, uetrs: Sequence[bytes]) -> list[int]
         for u in uetrs:
             batch.add(client.w3.eth.call({"to": client.ledger,
                                           "data": encode_call("paymentStatus(bytes16)", ["bytes16"], [u])}))
-        return [int.from_bytes(bytes(raw)[:32], "big") for raw in batch.execute()]
+        results: list[Any] = list(batch.execute())  # the calls' formatted results: return data as bytes
+        return [int.from_bytes(bytes(raw)[:32], "big") for raw in results]
 
 
 def _payment_statuses(client: LedgerClient, uetrs: Sequence[bytes], chunk: int = 200) -> list[int]:
@@ -321,7 +322,8 @@ class Submitter:
     def _fitting_batch(self) -> int:
         """Largest n <= max_items whose scaled gas fits one transaction."""
         n = self._max_items
-        while n > 1 and self.client.batch_gas(n) * self.gas_scale > self._gas_limit:
+        while n > 1 and (self.client.batch_gas(n) >= TX_GAS_CAP  # batch_gas clamps at the cap
+                         or self.client.batch_gas(n) * self.gas_scale > self._gas_limit):
             n -= 1
         return n
 
@@ -512,8 +514,9 @@ class Submitter:
         """The whole transaction reverted: nothing changed on-chain, the rows go back."""
         self.stats.reverted += 1
         if int(receipt["gasUsed"]) >= flight.gas and flight.gas < self._gas_limit:
-            # Out of gas (it burns the whole limit): our budget, not the rows, was wrong.
-            self.gas_scale *= 1.5
+            # Out of gas (it burns the whole limit): our budget, not the rows, was wrong. Scale
+            # from what this flight had, so several flights out of gas do not compound it.
+            self.gas_scale = max(self.gas_scale, 1.5 * flight.gas / self.client.batch_gas(len(flight.ids)))
             self.batch_size = min(self.batch_size, self._fitting_batch())
             log.warning("batch %s ran out of gas (%d); gas scale now %.2f, batches of at most %d",
                         flight.tx_hash, flight.gas, self.gas_scale, self.batch_size)
@@ -523,7 +526,7 @@ class Submitter:
         name, error = None, f"transaction {flight.tx_hash} reverted"
         try:  # replay at the parent block to read the custom error (as TxSender.transact does)
             self._sender.call(self.client.ledger, flight.data, block=int(receipt["blockNumber"]) - 1)
-            error += " (out of gas?)"
+            error += " (the replay did not revert)"
         except TransactionFailed as exc:
             name, error = exc.error_name, f"transaction {flight.tx_hash} reverted: {exc.detail}"
         except GatewayError as exc:

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from chain_gateway.cli import app
 from tests.e2e.conftest import Live, live  # noqa: F401 - the fixture, shared with the e2e tests

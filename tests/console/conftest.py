@@ -79,7 +79,7 @@ def console_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleLi
                             port=port)
     gateway = Gateway(settings)
     gateway.start()
-    creds = bootstrap(gateway, settings)
+    creds: dict[str, Any] | None = bootstrap(gateway, settings)
     assert creds is not None
     server = uvicorn.Server(uvicorn.Config(with_console(create_app(settings, gateway)), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
@@ -133,7 +133,7 @@ def page(browser_context: Any) -> Iterator[Any]:
     errors: list[str] = []
     tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.errors = errors  # type: ignore[attr-defined]
+    tab.errors = errors
     browser_context.clear_cookies()
     yield tab
     tab.close()

@@ -41,7 +41,7 @@ def test_login_rejects_a_bad_key_then_shows_participants(page: Any, console_live
     assert session["httpOnly"] and session["sameSite"] == "Strict"
     assert console_live.auditor not in session["value"]
     assert page.evaluate("document.cookie") == ""  # invisible to scripts
-    assert [e for e in page.errors if "status of 401" not in e] == []  # type: ignore[attr-defined]
+    assert [e for e in page.errors if "status of 401" not in e] == []
 
 
 def test_search_by_uetr_and_open_the_proof(page: Any, console_live: ConsoleLive) -> None:
@@ -65,7 +65,7 @@ def test_search_by_uetr_and_open_the_proof(page: Any, console_live: ConsoleLive)
     assert signed == paid["instruction_hash"] and signed.lower() == chain.lower()
     assert "Match" in page.locator("#hash-verdict").inner_text()
     shot(page, "04-payment-proof")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []
 
 
 def test_search_by_bic_amount_and_date(page: Any, console_live: ConsoleLive) -> None:
@@ -107,7 +107,7 @@ def test_balance_chart_renders(page: Any, console_live: ConsoleLive) -> None:
     page.click("#chart form button[type=submit]")
     page.wait_for_selector("#balance-chart[data-rendered=true]")
     assert "time on the horizontal axis" in page.locator("#chart-status").inner_text()
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []
 
 
 def test_queue_reconciliation_audit_and_exports(page: Any, console_live: ConsoleLive) -> None:
@@ -138,4 +138,4 @@ def test_queue_reconciliation_audit_and_exports(page: Any, console_live: Console
         page.click("text=Download camt.053")
     xml = open(camt_download.value.path(), encoding="utf-8").read()
     assert "camt.053" in xml and console_live.payments["invoice"]["uetr"] in xml
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []

@@ -59,6 +59,9 @@ def test_login_refuses_bad_keys_cross_site_posts_and_open_redirects(console_live
         assert r.status_code == 403 and "set-cookie" not in r.headers
         r = client.post("/console/login", data={"api_key": console_live.auditor, "next": "//evil.example/x"})
         assert r.status_code == 303 and r.headers["location"] == "/console/"
+        r = client.post("/console/login", content="&".join(f"f{i}=x" for i in range(20)),
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 400
 
 
 def test_assets_are_served_by_the_gateway(console_live: ConsoleLive) -> None:
@@ -116,3 +119,18 @@ def test_search_validates_its_input(console_live: ConsoleLive) -> None:
     assert "no payment with that UETR" in client.get("/console/payments", params={"uetr": "nope"}).text
     page = client.get("/console/payments", params={"uetr": console_live.payments["back"]["uetr"], "amount": "1"})
     assert "does not match the other criteria" in page.text
+
+
+def test_a_revoked_key_ends_its_console_session(console_live: ConsoleLive) -> None:
+    with console_live.client(str(console_live.creds["operator"])) as operator:
+        issued = operator.post("/v1/participants/DEMOCHZZXXX/keys")
+        assert issued.status_code == 201, issued.text
+    key, key_id = issued.json()["api_key"], issued.json()["key_id"]
+    client = _login(console_live, key)
+    assert client.get("/console/reconciliation").status_code == 200
+    with console_live.client(str(console_live.creds["operator"])) as operator:
+        assert operator.delete(f"/v1/keys/{key_id}").status_code == 204
+    r = client.get("/console/reconciliation")
+    assert r.status_code == 303 and r.headers["location"] == "/console/login?expired=1"
+    assert "revoked" in client.get("/console/login?expired=1").text
+    assert client.get("/console/").status_code == 303  # the session is gone

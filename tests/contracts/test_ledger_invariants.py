@@ -3,6 +3,7 @@ random operation sequences against a plain Python model, and one named test per 
 (conservation, authorisation, single use, pause)."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +22,7 @@ CURRENCIES = ("USD", "EUR")
 N_BANKS = 3
 GAS_BIG = 3_000_000  # the machine tests the contract, not LedgerClient's gas budgets
 REF = b"\0" * 32
+INITIAL_FUNDS = (1_000, 600, 200)  # per bank, in each currency, before every example
 UNKNOWN, QUEUED, SETTLED, CANCELLED, REJECTED = range(5)
 
 
@@ -42,8 +44,9 @@ class QueuedItem:
 class LedgerModel:
     """What the ledger should hold: balances, supply, every UETR's status, the queue."""
 
-    balances: dict[tuple[int, str], int] = field(default_factory=dict)
-    supply: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CURRENCIES, 0))
+    balances: dict[tuple[int, str], int] = field(default_factory=lambda: {
+        (i, c): INITIAL_FUNDS[i] for i in range(N_BANKS) for c in CURRENCIES})
+    supply: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CURRENCIES, sum(INITIAL_FUNDS)))
     status: dict[bytes, int] = field(default_factory=dict)
     queue: dict[bytes, QueuedItem] = field(default_factory=dict)
 
@@ -84,7 +87,8 @@ class LedgerModel:
 def ledger_env(client, chain, make_bank, own_sender, events, error_selector, latest_timestamp):
     """Three registered banks that can also send their own transactions, and a chain snapshot
     that every hypothesis example starts from."""
-    banks = [make_bank(country) for country in ("US", "DE", "JP")]
+    banks = [make_bank(country, funds=dict.fromkeys(CURRENCIES, INITIAL_FUNDS[i]))
+             for i, country in enumerate(("US", "DE", "JP"))]
     senders = [own_sender(b.account) for b in banks]
     tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
     env = SimpleNamespace(client=client, chain=chain, banks=banks, senders=senders, events=events,
@@ -105,14 +109,18 @@ def ledger_env(client, chain, make_bank, own_sender, events, error_selector, lat
         for sender in (client.operator, client.relayer, *senders):
             sender._nonce = None  # nonces rewound with the chain
     env.reset = reset
+    env.seen = Counter()  # outcomes reached, to prove the sequences cover every path
     return env
 
 
 bank_ids = st.integers(0, N_BANKS - 1)
 currencies = st.sampled_from(CURRENCIES)
-offsets = st.sampled_from([1, 2, 1, 2, 0])  # creditor = debtor + offset; 0 pays itself (invalid)
-flag_sets = st.sampled_from([0, 1, 2, 3])
+offsets = st.sampled_from([1, 2, 1, 2, 1, 2, 0])  # creditor = debtor + offset; 0 pays itself (invalid)
+flag_sets = st.sampled_from([1, 0, 3, 1, 2])  # bit 0 (queue) in 3 of 5
 kinds = st.sampled_from(["good", "good", "good", "forged", "expired", "duplicate"])
+# mostly amounts that fit, many that do not (queued or InsufficientBalance), a few zeros
+_AMOUNT_RANGES = {"fits": st.integers(1, 300), "short": st.integers(301, 1_500), "zero": st.just(0)}
+amounts = st.sampled_from(["fits", "short", "fits", "short", "fits", "short", "zero"]).flatmap(_AMOUNT_RANGES.get)
 
 
 def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
@@ -141,7 +149,7 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
                                  deadline=env.expired if kind == "expired" else env.deadline,
                                  instruction_hash=keccak(uetr))
             key = env.outsider.key if kind == "forged" else banks[debtor].account.key
-            if kind == "forged" and self.counter % 2:
+            if kind == "forged" and self.counter % 2 and creditor != debtor:
                 key = banks[creditor].account.key  # the creditor forging the debtor's order
             return order, sign_order(key, order, env.chain.chain_id, client.ledger)
 
@@ -163,15 +171,15 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
             return partial
 
         # -------------------------------------------------------------- rules
-        @rule(bank=bank_ids, currency=currencies, amount=st.integers(1, 500))
+        @rule(bank=bank_ids, currency=currencies, amount=st.integers(1, 1_000))
         def fund(self, bank: int, currency: str, amount: int) -> None:
             receipt = client.fund(env.banks[bank].address, currency, amount, REF)
             assert env.events(receipt, "Funded")[0]["amount"] == amount
             self.model.balances[(bank, currency)] = self.model.bal(bank, currency) + amount
             self.model.supply[currency] += amount
 
-        @rule(bank=bank_ids, currency=currencies, amount=st.integers(0, 600))
-        def defund(self, bank: int, currency: str, amount: int) -> None:
+        @rule(bank=bank_ids, currency=currencies, amount=st.integers(0, 1_500))
+        def defund(self, bank: int, currency: str, amount: int) -> None:  # noqa: D401
             address, balance = env.banks[bank].address, self.model.bal(bank, currency)
             if amount == 0:
                 error, args = "InvalidFunding", {"participant": address, "currency": currency.encode(), "amount": 0}
@@ -180,12 +188,13 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
                                                       "balance": balance, "needed": amount}
             else:
                 error, args = None, {}
+            env.seen.update([f"defund: {error or 'ok'}"])
             self._expect(lambda: client.defund(address, currency, amount, REF), error, args)
             if error is None:
                 self.model.balances[(bank, currency)] = balance - amount
                 self.model.supply[currency] -= amount
 
-        @rule(data=st.data(), debtor=bank_ids, offset=offsets, currency=currencies, amount=st.integers(0, 400),
+        @rule(data=st.data(), debtor=bank_ids, offset=offsets, currency=currencies, amount=amounts,
               flags=flag_sets, kind=kinds)
         def pay(self, data, debtor: int, offset: int, currency: str, amount: int, flags: int, kind: str) -> None:
             creditor = (debtor + offset) % N_BANKS
@@ -196,13 +205,14 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
             if outcome == "rejected":  # a direct submission reverts: its UETR stays as it was
                 self.model.status[uetr] = before
             self.model.status.setdefault(uetr, UNKNOWN)
+            env.seen.update([f"pay: {error or outcome}"])
             receipt = self._expect(lambda: client.submit_payment(order, sig), error,
                                    self._full_args(order, error, partial))
             if receipt is not None:
                 name = "PaymentSettled" if outcome == "settled" else "PaymentQueued"
                 assert [e["uetr"] for e in env.events(receipt, name)] == [uetr]
 
-        @rule(data=st.data(), items=st.lists(st.tuples(bank_ids, offsets, currencies, st.integers(0, 400), flag_sets,
+        @rule(data=st.data(), items=st.lists(st.tuples(bank_ids, offsets, currencies, amounts, flag_sets,
                                                        kinds), min_size=1, max_size=4))
         def batch(self, data, items) -> None:
             orders, sigs, rejected, settled, queued = [], [], [], [], []
@@ -214,6 +224,7 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
                 sigs.append(sig)
                 outcome, error, _ = self.model.process(uetr, debtor, creditor, currency, amount, flags, kind)
                 self.model.status.setdefault(uetr, UNKNOWN)
+                env.seen.update([f"batch item: {error or outcome}"])
                 {"settled": settled, "queued": queued, "rejected": rejected}[outcome].append(
                     {"uetr": uetr, "reason": env.error_selector(error)} if error else uetr)
             receipt = client.relayer.transact(client.ledger, client.encode_batch(orders, sigs), gas=GAS_BIG,
@@ -222,10 +233,13 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
             assert [e["uetr"] for e in env.events(receipt, "PaymentSettled")] == settled
             assert [e["uetr"] for e in env.events(receipt, "PaymentQueued")] == queued
 
-        @precondition(lambda self: self.model.status)
+        @precondition(lambda self: any(s == QUEUED for s in self.model.status.values()))
         @rule(data=st.data())
         def settle_queued(self, data) -> None:
-            uetrs = data.draw(st.lists(st.sampled_from(sorted(self.model.status)), max_size=5), label="uetrs")
+            queued = sorted(u for u, s in self.model.status.items() if s == QUEUED)
+            anything = sorted(self.model.status)
+            uetrs = data.draw(st.lists(st.sampled_from(queued) | st.sampled_from(anything), min_size=1, max_size=5),
+                              label="uetrs")
             settled = []
             for u in uetrs:
                 item = self.model.queue.get(u)
@@ -234,38 +248,51 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
                     self.model.move(item.debtor, item.creditor, item.currency, item.amount)
                     self.model.status[u] = SETTLED
                     settled.append(u)
+            env.seen.update([f"settleQueued: {'settles' if settled else 'nothing'}"])
             data_ = encode_call("settleQueued(bytes16[])", ["bytes16[]"], [uetrs])
             receipt = client.relayer.transact(client.ledger, data_, gas=GAS_BIG)
             assert [e["uetr"] for e in env.events(receipt, "PaymentSettled")] == settled
             assert env.events(receipt, "QueueBatchSettled") == ([{"count": len(settled), "gridlock": False}]
                                                                 if settled else [])
 
-        @precondition(lambda self: self.model.status)
-        @rule(data=st.data())
-        def settle_gridlock(self, data) -> None:
-            queued = [u for u, s in self.model.status.items() if s == QUEUED]
-            pool = sorted(set(queued) | set(list(self.model.status)[:2]))
-            uetrs = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4), label="uetrs")
-            balances, marked, error, args = dict(self.model.balances), set(), None, {}
-            for u in uetrs:  # pass 1: every item queued, not held, listed once; credit creditors
+        @precondition(lambda self: any(s == QUEUED for s in self.model.status.values()))
+        @rule(data=st.data(), spoil=st.sampled_from([None, None, None, "listed twice", "not queued"]))
+        def settle_gridlock(self, data, spoil: str | None) -> None:
+            queued = sorted(u for u, s in self.model.status.items() if s == QUEUED)
+            uetrs = data.draw(st.lists(st.sampled_from(queued), min_size=1, max_size=4, unique=True), label="uetrs")
+            if spoil == "listed twice":
+                uetrs.append(uetrs[0])
+            elif spoil == "not queued":
+                other = data.draw(st.sampled_from(sorted(self.model.status)), label="not queued")
+                uetrs.insert(data.draw(st.integers(0, len(uetrs))), other)
+            # Net settlement: every item queued, not held and listed once; then each account
+            # (participant, currency), in order of first appearance, must have
+            # balance + credits >= debits, or nothing moves.
+            credit: dict[tuple[int, str], int] = {}
+            debit: dict[tuple[int, str], int] = {}
+            marked: set[bytes] = set()
+            error, args = None, {}
+            for u in uetrs:
                 item = self.model.queue.get(u)
                 if self.model.status[u] != QUEUED or item.held or u in marked:
                     error, args = "GridlockItemInvalid", {"uetr": u}
                     break
                 marked.add(u)
-                key = (item.creditor, item.currency)
-                balances[key] = balances.get(key, 0) + item.amount
+                debit[(item.debtor, item.currency)] = debit.get((item.debtor, item.currency), 0) + item.amount
+                credit.setdefault((item.debtor, item.currency), 0)
+                credit[(item.creditor, item.currency)] = credit.get((item.creditor, item.currency), 0) + item.amount
+                debit.setdefault((item.creditor, item.currency), 0)
+            balances = dict(self.model.balances)
             if error is None:
-                for u in uetrs:  # pass 2: debit debtors; any shortfall is a negative net position
-                    item = self.model.queue[u]
-                    key = (item.debtor, item.currency)
-                    if balances.get(key, 0) < item.amount:
-                        error, args = "GridlockInfeasible", {"participant": env.banks[item.debtor].address,
-                                                             "currency": item.currency.encode(),
-                                                             "available": balances.get(key, 0),
-                                                             "needed": item.amount}
+                for key in credit:  # dicts keep first-appearance order
+                    available = self.model.bal(*key) + credit[key]
+                    if available < debit[key]:
+                        error, args = "GridlockInfeasible", {"participant": env.banks[key[0]].address,
+                                                             "currency": key[1].encode(), "available": available,
+                                                             "needed": debit[key]}
                         break
-                    balances[key] -= item.amount
+                    balances[key] = available - debit[key]
+            env.seen.update([f"settleGridlock: {error or 'settled'}"])
             data_ = encode_call("settleGridlock(bytes16[])", ["bytes16[]"], [uetrs])
             receipt = self._expect(lambda: client.operator.transact(client.ledger, data_, gas=GAS_BIG), error, args)
             if receipt is not None:
@@ -287,6 +314,7 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
             else:
                 sender = env.senders[item.debtor if by == "debtor" else item.creditor]
                 error, args = (None, {}) if by == "debtor" else ("NotDebtor", {"uetr": uetr, "caller": sender.address})
+            env.seen.update([f"cancel: {error or 'cancelled'}"])
             data_ = encode_call("cancelQueued(bytes16)", ["bytes16"], [uetr])
             if self._expect(lambda: sender.transact(client.ledger, data_, gas=200_000), error, args) is not None:
                 self.model.status[uetr] = CANCELLED
@@ -323,3 +351,134 @@ def test_ledger_matches_model_at_every_step(ledger_env):
     run_state_machine_as_test(make_machine(ledger_env), settings=settings(
         max_examples=25, stateful_step_count=15, deadline=None, derandomize=True, database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    seen = ledger_env.seen
+    print(dict(sorted(seen.items())))
+    required = {f"pay: {o}" for o in ("settled", "queued", "DuplicateUetr", "InvalidSignature", "OrderExpired",
+                                      "InvalidOrder", "InsufficientBalance")}
+    required |= {f"batch item: {o}" for o in ("settled", "queued", "DuplicateUetr", "InvalidSignature",
+                                              "OrderExpired", "InvalidOrder", "InsufficientBalance")}
+    required |= {"defund: ok", "defund: InsufficientBalance", "settleQueued: settles", "settleGridlock: settled",
+                 "settleGridlock: GridlockInfeasible", "settleGridlock: GridlockItemInvalid", "cancel: cancelled",
+                 "cancel: NotQueued", "cancel: NotDebtor"}
+    assert required <= set(seen), f"never reached: {sorted(required - set(seen))}"
+
+
+# ------------------------------------------------------------- named invariants
+def _assert_conserved(client, banks, currency: str, funded_minus_defunded: int) -> None:
+    balances = sum(client.balance_of(b.address, currency) for b in banks)
+    assert balances == client.total_supply(currency) == funded_minus_defunded
+
+
+def test_invariant_conservation_sum_of_balances_equals_supply(client, make_bank, make_order, queue_payment, call_as):
+    a, b, c = make_bank(funds={"USD": 1_000}), make_bank(funds={"USD": 300}), make_bank()
+    banks, net = (a, b, c), 1_300
+    _assert_conserved(client, banks, "USD", net)
+    order, sig = make_order(a, b, 400)
+    client.submit_payment(order, sig)  # settle
+    _assert_conserved(client, banks, "USD", net)
+    signed = [make_order(b, c, 100), make_order(c, a, 5_000), make_order(a, c, 1, signer=c.account)]
+    client.settle_batch([o for o, _ in signed], [s for _, s in signed])  # settle + reject + forged
+    _assert_conserved(client, banks, "USD", net)
+    ca, ac = queue_payment(c, a, 2_000), queue_payment(a, c, 2_500)
+    call_as(client.operator, "ledger", "settleGridlock(bytes16[])", [[ca.uetr, ac.uetr]], gas=GAS_BIG)
+    _assert_conserved(client, banks, "USD", net)
+    queued = queue_payment(c, b, 10_000)
+    client.defund(b.address, "USD", 250, REF)
+    net -= 250
+    client.fund(c.address, "USD", 9_500, REF)
+    net += 9_500
+    client.settle_queued([queued.uetr])
+    _assert_conserved(client, banks, "USD", net)
+    assert client.payment_status(queued.uetr) == SETTLED
+    assert client.total_supply("EUR") == 0
+
+
+def test_invariant_authorisation_no_debit_without_debtor_signature(client, chain, make_bank, make_order, call_as,
+                                                                   events, error_selector):
+    victim, thief = make_bank(funds={"USD": 1_000}), make_bank()
+    relayer_key = chain.dev_keys[1]
+    forgeries = [make_order(victim, thief, 1_000, signer=signer)
+                 for signer in (thief.account, relayer_key, chain.dev_keys[0], Account.create())]
+    for order, sig in forgeries:  # direct submission
+        with pytest.raises(TransactionFailed) as info:
+            client.submit_payment(order, sig)
+        assert info.value.error_name == "InvalidSignature"
+    receipt = client.settle_batch([o for o, _ in forgeries], [s for _, s in forgeries])
+    assert [e["reason"] for e in events(receipt, "PaymentRejected")] == [error_selector("InvalidSignature")] * 4
+    # nobody but the operator debits without a signature: not the relayer, not the thief
+    for who in (client.relayer, thief.account):
+        with pytest.raises(TransactionFailed) as info:
+            call_as(who, "ledger", "defund(address,bytes3,uint256,bytes32)", [victim.address, b"USD", 1, REF])
+        assert info.value.error_name == "AccessControlUnauthorizedAccount"
+    assert client.balance_of(victim.address, "USD") == 1_000
+    assert all(client.payment_status(o.uetr) == UNKNOWN for o, _ in forgeries)
+
+
+@pytest.mark.parametrize("first_outcome", ["settled", "queued then settled", "cancelled", "rejected in batch"])
+def test_invariant_single_use_uetr_moves_money_at_most_once(client, make_bank, make_order, call_as, events,
+                                                            error_selector, first_outcome):
+    a, b = make_bank(funds={"USD": 1_000}), make_bank()
+    if first_outcome == "settled":
+        order, sig = make_order(a, b, 100)
+        client.submit_payment(order, sig)
+    elif first_outcome == "queued then settled":
+        order, sig = make_order(a, b, 1_100, flags=1)
+        client.submit_payment(order, sig)
+        client.fund(a.address, "USD", 100, REF)
+        client.settle_queued([order.uetr])
+    elif first_outcome == "cancelled":
+        order, sig = make_order(a, b, 1_100, flags=1)
+        client.submit_payment(order, sig)
+        client.cancel_queued(order.uetr)
+    else:
+        order, sig = make_order(a, b, 1_100)
+        client.settle_batch([order], [sig])
+    client.fund(a.address, "USD", 10_000, REF)  # from now on, every attempt could be paid
+    moved = client.balance_of(b.address, "USD")
+    status = client.payment_status(order.uetr)
+
+    with pytest.raises(TransactionFailed) as info:
+        client.submit_payment(order, sig)
+    assert (info.value.error_name, info.value.error_args) == ("DuplicateUetr", {"uetr": order.uetr})
+    receipt = client.settle_batch([order, order], [sig, sig])
+    assert events(receipt, "PaymentRejected") == [{"uetr": order.uetr, "reason": error_selector("DuplicateUetr")}] * 2
+    client.settle_queued([order.uetr, order.uetr])
+    with pytest.raises(TransactionFailed) as info:
+        call_as(client.operator, "ledger", "settleGridlock(bytes16[])", [[order.uetr]], gas=GAS_BIG)
+    assert info.value.error_name == "GridlockItemInvalid"
+
+    assert client.balance_of(b.address, "USD") == moved
+    assert client.payment_status(order.uetr) == status
+
+
+def test_invariant_pause_nothing_moves_and_views_answer(client, make_bank, make_order, queue_payment, call_as):
+    a, b = make_bank(funds={"USD": 1_000}), make_bank()
+    queued = queue_payment(a, b, 5_000)
+    back = queue_payment(b, a, 4_500)
+    order, sig = make_order(a, b, 100)
+    client.pause()
+    before = ([client.balance_of(x.address, "USD") for x in (a, b)], client.total_supply("USD"),
+              [client.payment_status(u) for u in (queued.uetr, back.uetr, order.uetr)])
+    attempts = [
+        lambda: client.fund(a.address, "USD", 1, REF),
+        lambda: client.defund(a.address, "USD", 1, REF),
+        lambda: client.submit_payment(order, sig),
+        lambda: client.settle_batch([order], [sig]),
+        lambda: client.settle_queued([queued.uetr]),
+        lambda: call_as(client.operator, "ledger", "settleGridlock(bytes16[])", [[queued.uetr, back.uetr]],
+                        gas=GAS_BIG),
+        lambda: client.cancel_queued(queued.uetr),
+        lambda: call_as(a.account, "ledger", "cancelQueued(bytes16)", [queued.uetr]),
+        lambda: client.set_hold(queued.uetr, True),
+        lambda: client.set_priority(queued.uetr, True),
+    ]
+    for attempt in attempts:
+        with pytest.raises(TransactionFailed) as info:
+            attempt()
+        assert info.value.error_name == "EnforcedPause"
+    after = ([client.balance_of(x.address, "USD") for x in (a, b)], client.total_supply("USD"),
+             [client.payment_status(u) for u in (queued.uetr, back.uetr, order.uetr)])
+    assert after == before == ([1_000, 0], 1_000, [QUEUED, QUEUED, UNKNOWN])
+    assert client.paused() is True
+    assert client.hash_payment_order(order) is not None
+    assert client.queued_payment(queued.uetr)["held"] is False

@@ -50,7 +50,8 @@ def test_register_keeps_registration_order_in_participant_at(client, make_bank):
     assert [client.participant_at(start + i) for i in range(3)] == [b.address for b in banks]
 
 
-@pytest.mark.parametrize("roles", [ROLE_BANK, ROLE_FX_PROVIDER, ROLE_AUDITOR, ROLE_BANK | ROLE_FX_PROVIDER | ROLE_AUDITOR])
+@pytest.mark.parametrize("roles", [ROLE_BANK, ROLE_FX_PROVIDER, ROLE_AUDITOR,
+                                   ROLE_BANK | ROLE_FX_PROVIDER | ROLE_AUDITOR])
 def test_register_accepts_every_known_role_set(client, roles):
     account = Account.create()
     client.register(account.address, "ROLECHZZ", "CH", roles)

@@ -24,7 +24,8 @@ def _outflow_today(contracts, latest_timestamp, participant, currency=b"USD"):
 def test_fund_credits_balance_and_supply_and_emits_funded(client, make_bank, events):
     bank = make_bank()
     receipt = client.fund(bank.address, "USD", 12_345, REF)
-    assert events(receipt, "Funded") == [{"participant": bank.address, "currency": b"USD", "amount": 12_345, "ref": REF}]
+    assert events(receipt, "Funded") == [
+        {"participant": bank.address, "currency": b"USD", "amount": 12_345, "ref": REF}]
     assert client.balance_of(bank.address, "USD") == 12_345
     assert client.total_supply("USD") == 12_345
     assert client.balance_of(bank.address, "EUR") == 0

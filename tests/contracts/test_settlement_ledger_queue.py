@@ -177,7 +177,8 @@ def test_settle_gridlock_reverts_uetr_listed_twice(client, make_bank, queue_paym
 
 
 @pytest.mark.parametrize("party", ["debtor", "creditor"])
-def test_settle_gridlock_reverts_not_active_for_suspended_party(client, make_bank, queue_payment, reverts, party, gridlock):
+def test_settle_gridlock_reverts_not_active_for_suspended_party(client, make_bank, queue_payment, reverts, party,
+                                                                gridlock):
     a, b = make_bank(), make_bank()
     ab, ba = queue_payment(a, b, 100), queue_payment(b, a, 100)
     suspended = a if party == "debtor" else b

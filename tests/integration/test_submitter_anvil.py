@@ -177,8 +177,8 @@ def test_throughput_and_latency_on_anvil(net: Net, outbox: sessionmaker[Session]
 
         backlog = [net.order() for _ in range(1000)]
         txs0 = sub.stats.transactions
-        t0 = time.perf_counter()
         put(outbox, backlog)
+        t0 = time.perf_counter()  # the submitter's part only: the API's enqueue is not timed
         sub.notify()
         assert sub.wait_idle(60)
         backlog_s, backlog_txs = time.perf_counter() - t0, sub.stats.transactions - txs0
@@ -198,8 +198,8 @@ def test_throughput_and_latency_on_anvil(net: Net, outbox: sessionmaker[Session]
     assert backlog_txs == 10
     assert stream_txs < 200
     print(f"\nanvil: lone payment commit->DONE median {statistics.median(lone) * 1000:.1f} ms; "
-          f"1,000 backlog: {backlog_txs} txs, {1000 / backlog_s:.0f} payments/s; "
-          f"1,000 streamed in 200 commits: {stream_txs} txs, {1000 / stream_s:.0f} payments/s")
+          f"1,000 backlog drained: {backlog_txs} txs, {1000 / backlog_s:.0f} payments/s; "
+          f"1,000 streamed in 200 commits (enqueue included): {stream_txs} txs, {1000 / stream_s:.0f} payments/s")
 
 
 CHILD = """

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chain_gateway.db import Base, make_engine, make_session_factory
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.outbox import Submitter
+from tests.postgres import postgres_server  # noqa: F401 - the fixture, for any_db
 
 FUNDS = 10**12
 
@@ -18,6 +19,19 @@ FUNDS = 10**12
 @pytest.fixture
 def outbox_db(tmp_path: Any) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
+    Base.metadata.create_all(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[sessionmaker[Session]]:
+    """The outbox on each backend the gateway supports (the repository tests run on both)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    engine = make_engine(url)
     Base.metadata.create_all(engine)
     yield make_session_factory(engine)
     engine.dispose()

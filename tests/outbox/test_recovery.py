@@ -1,5 +1,6 @@
 """Crash at every point of a row's trip, restart, recover(): each UETR is paid exactly once
-(counted from PaymentSettled events on-chain) and every row ends DONE or FAILED."""
+(counted from PaymentSettled events on-chain) and every row ends DONE or FAILED. The crash
+points run on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import uuid
@@ -50,29 +51,29 @@ EXPECTED_STATE_AT_CRASH = {"before_send": OutboxState.PENDING, "after_send_befor
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_crash_then_recover_pays_each_uetr_once(point, client, banks, make_order, outbox_db, submitters,
+def test_crash_then_recover_pays_each_uetr_once(point, client, banks, make_order, any_db, submitters,
                                                 monkeypatch):
     a, b = banks
     orders = [make_order(a, b, 5) for _ in range(30)]
-    put(outbox_db, orders)
-    sub = submitters(max_items=20)
+    put(any_db, orders)
+    sub = submitters(any_db, max_items=20)
     with monkeypatch.context() as m:
         crash_at(point, sub, m)
         with pytest.raises(Crash):
             sub.run_until_idle()
-    assert {r.state for r in rows(outbox_db)} <= {EXPECTED_STATE_AT_CRASH[point], OutboxState.PENDING}
+    assert {r.state for r in rows(any_db)} <= {EXPECTED_STATE_AT_CRASH[point], OutboxState.PENDING}
     on_chain = point != "before_send"
 
     fresh = restarted(client)
-    report = recover(outbox_db, fresh)
+    report = recover(any_db, fresh)
     assert report.checked == 30
     assert len(report.done) == (20 if on_chain else 0)  # the first batch of 20 reached the chain
     assert len(report.requeued) == 30 - len(report.done) and not report.failed
 
-    submitters(client=fresh).run_until_idle()
+    submitters(any_db, client=fresh).run_until_idle()
     counts = settled_counts(client)
     assert [counts[o.uetr] for o, _ in orders] == [1] * 30
-    assert {r.state for r in rows(outbox_db)} == {OutboxState.DONE}
+    assert {r.state for r in rows(any_db)} == {OutboxState.DONE}
     assert client.balance_of(b.address, "USD") == 150
 
 
