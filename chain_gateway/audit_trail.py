@@ -108,9 +108,11 @@ POSTGRES_DROP_TRIGGERS: Final = ("DROP TRIGGER IF EXISTS audit_trail_no_change O
                                  "DROP FUNCTION IF EXISTS audit_trail_append_only()")
 
 for _statement in SQLITE_TRIGGERS:
-    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+    event.listen(AuditEntry.__table__, "after_create",
+                 DDL(_statement).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
 for _statement in POSTGRES_TRIGGERS:
-    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+    event.listen(AuditEntry.__table__, "after_create",
+                 DDL(_statement).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
 
 
 # --- canonical form ---------------------------------------------------------------------
@@ -166,8 +168,8 @@ def canonical_inputs(inputs: Mapping[str, Any]) -> str:
 def row_digest(*, seq: int, at: datetime, actor: str, action: str, inputs: str, outcome: str,
                tx_hash: str | None, prev_hash: str) -> str:
     """sha256 (hex) of the row's canonical serialisation, prev_hash included."""
-    body = {"seq": seq, "at": format_at(at), "actor": actor, "action": action, "inputs": inputs,
-            "outcome": outcome, "tx_hash": tx_hash, "prev_hash": prev_hash}
+    body: dict[str, Any] = {"seq": seq, "at": format_at(at), "actor": actor, "action": action, "inputs": inputs,
+                            "outcome": outcome, "tx_hash": tx_hash, "prev_hash": prev_hash}
     return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
 
 

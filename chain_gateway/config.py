@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     enabled_currencies: list[str] = Field(
         default_factory=lambda: ["USD", "EUR", "GBP", "JPY", "CHF", "SGD", "HKD", "AUD", "CAD", "CNY", "BHD", "KWD", "INR"]
     )
+
+    # --- risk (docs/risk.md) ------------------------------------------------------
+    watchlist_path: Path | None = Field(default=None, description="watch-list file (CSV or JSON Lines)")
+    watchlist_check_interval_ms: int = 1000
+    risk_rules: dict[str, Any] = Field(default_factory=dict, description="JSON: velocity, duplicate, outlier")
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -265,3 +265,64 @@ class LedgerClient:
                            ["address", "bytes3", "uint128", "uint128"],
                            [participant, currency_to_bytes3(currency), max_per_payment, max_daily])
         return self._rel().transact(self.ledger, data, gas=GAS_ADMIN)
+
+    # ------------------------------------------- FX PvP and gridlock batches (issue 5, chain_gateway.fx/queue)
+    # Gas per item, measured on anvil (scripts/bench_gridlock.py prints the figures): reserve ~10k,
+    # close ~15k (a PaymentSettled each), settleGridlock ~17k; budgets leave room for first-of-day
+    # outflow counters and fresh balance slots (~40k per account). Unused gas is not paid.
+    GRID_RESERVE_ITEM = 14_000
+    GRID_CLOSE_ITEM = 19_000
+    GRID_SETTLE_ITEM = 19_000
+    GRID_ACCOUNT = 60_000
+
+    def gridlock_batch(self, block: int | str = "latest") -> tuple[bytes, int, int, int]:
+        """The open gridlock batch: (id, state 0 none / 1 reserving / 2 committed / 3 released, reserved, closed)."""
+        batch_id, state, reserved, closed = self._view(self.ledger, "gridlockBatch()", [], [],
+                                                       ["bytes32", "uint8", "uint256", "uint256"], block)
+        return bytes(batch_id), int(state), int(reserved), int(closed)
+
+    def settle_gridlock_exact(self, uetrs: Sequence[bytes], gas: int) -> dict[str, Any]:
+        """settleGridlock with a caller-computed gas limit (the queue service estimates it)."""
+        data = encode_call("settleGridlock(bytes16[])", ["bytes16[]"], [list(uetrs)])
+        return self._op().transact(self.ledger, data, gas=min(TX_GAS_CAP, gas))
+
+    def reserve_gridlock(self, batch_id: bytes, uetrs: Sequence[bytes]) -> dict[str, Any]:
+        data = encode_call("reserveGridlock(bytes32,bytes16[])", ["bytes32", "bytes16[]"], [batch_id, list(uetrs)])
+        gas = 150_000 + self.GRID_RESERVE_ITEM * len(uetrs) + self.GRID_ACCOUNT * min(len(uetrs), 64)
+        return self._op().transact(self.ledger, data, gas=min(TX_GAS_CAP, gas))
+
+    def commit_gridlock(self, batch_id: bytes, accounts: int) -> dict[str, Any]:
+        data = encode_call("commitGridlock(bytes32)", ["bytes32"], [batch_id])
+        return self._op().transact(self.ledger, data, gas=min(TX_GAS_CAP, 200_000 + self.GRID_ACCOUNT * accounts))
+
+    def release_gridlock(self, batch_id: bytes) -> dict[str, Any]:
+        data = encode_call("releaseGridlock(bytes32)", ["bytes32"], [batch_id])
+        return self._op().transact(self.ledger, data, gas=min(TX_GAS_CAP, 2_000_000))
+
+    def close_gridlock(self, batch_id: bytes, uetrs: Sequence[bytes]) -> dict[str, Any]:
+        data = encode_call("closeGridlock(bytes32,bytes16[])", ["bytes32", "bytes16[]"], [batch_id, list(uetrs)])
+        return self._op().transact(self.ledger, data, gas=min(TX_GAS_CAP, 120_000 + self.GRID_CLOSE_ITEM * len(uetrs)))
+
+    def estimate(self, data: bytes, *, operator: bool = True, block: int | str = "latest") -> int:
+        """eth_estimateGas of a ledger call from the operator (or the relayer); raises on revert."""
+        sender = self._op() if operator else self._rel()
+        sender.call(self.ledger, data, block=block)  # surfaces the custom error, decoded
+        return int(self.w3.eth.estimate_gas({"from": sender.address, "to": self.ledger, "data": data}, block))
+
+    def statuses(self, uetrs: Sequence[bytes], block: int | str = "latest", chunk: int = 500) -> list[int]:
+        """paymentStatus of many UETRs at one block: one JSON-RPC batch per `chunk` where the provider
+        batches (anvil, Besu), else one call each (eth-tester)."""
+        out: list[int] = []
+        for i in range(0, len(uetrs), chunk):
+            part = list(uetrs[i:i + chunk])
+            try:
+                batch = self.w3.batch_requests()
+            except Exception:  # noqa: BLE001 - web3 raises Web3TypeError for providers without batches
+                out += [self.payment_status(u, block) for u in part]
+                continue
+            with batch:
+                for u in part:
+                    batch.add(self.w3.eth.call({"to": self.ledger, "data": encode_call(
+                        "paymentStatus(bytes16)", ["bytes16"], [u])}, block))
+                out += [int.from_bytes(bytes(raw)[:32], "big") for raw in batch.execute()]
+        return out

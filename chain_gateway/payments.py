@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Numeric, String, Text, select
+from sqlalchemy import Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chain_gateway.codec import currency_to_bytes3
@@ -25,20 +25,27 @@ from chain_gateway.errors import (DuplicateUetr, Expired, GatewayError, Insuffic
                                   LedgerPaused, ParticipantInactive, UnknownCurrency)
 from chain_gateway.instructions.currency import from_minor
 from chain_gateway.instructions.model import FLAG_QUEUE, FLAG_URGENT, PaymentInstruction
+from chain_gateway.mirror.types import ExactInt
+from chain_gateway.outbox.models import OutboxState
 from chain_gateway.signing import PaymentOrder, order_digest, sign_order, typed_data, verify_order
+
+if TYPE_CHECKING:  # the risk package reads intake history, so it imports this module
+    from chain_gateway.risk.engine import Decision
 
 
 class PaymentIntake(Base):
     """An accepted instruction as the bank sent it, and the gateway-side statuses (RCVD, ACSP)."""
 
     __tablename__ = "payment_intake"
+    # the risk rules read a debtor's recent payments in one currency
+    __table_args__ = (Index("ix_payment_intake_debtor_currency_time", "debtor_agent", "currency", "received_at"),)
 
     uetr: Mapped[str] = mapped_column(String(36), primary_key=True)
     debtor_agent: Mapped[str] = mapped_column(String(11), index=True)
     creditor_agent: Mapped[str] = mapped_column(String(11), index=True)
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[Decimal] = mapped_column(Numeric(40, 18))
-    amount_minor: Mapped[Decimal] = mapped_column(Numeric(78, 0))
+    amount_minor: Mapped[int] = mapped_column(ExactInt)
     instruction_hash: Mapped[str] = mapped_column(String(66))
     canonical_json: Mapped[str] = mapped_column(Text)
     message_type: Mapped[str] = mapped_column(String(8))
@@ -48,6 +55,11 @@ class PaymentIntake(Base):
     deadline: Mapped[int] = mapped_column()
     signed_by: Mapped[str] = mapped_column(String(8))  # "bank" | "gateway"
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+def _no_risk_check(session: Session, instruction: PaymentInstruction, parties: Any) -> Decision | None:
+    """No risk engine: every payment passes."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ class IntakeContext:
     balance_of: Callable[[str, str], int]
     gateway_key: Callable[[str], bytes | None]  # address -> private key the gateway holds, or None
     enqueue: Callable[[Session, PaymentOrder, bytes], Any]
-    risk_check: Callable[[Session, PaymentInstruction, Parties], None] = lambda s, i, p: None
+    risk_check: Callable[[Session, PaymentInstruction, Parties], Decision | None] = _no_risk_check
     is_paused: Callable[[], bool] = lambda: False
     order_ttl_seconds: int = 300
     extra: dict[str, Any] = field(default_factory=dict)
@@ -144,7 +156,7 @@ def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction
     if not instruction.queue_if_insufficient and ctx.balance_of(parties.debtor, instruction.currency) < minor:
         raise InsufficientFunds(f"{instruction.debtor_agent} lacks {instruction.currency} liquidity for this "
                                 "payment and did not ask to queue", uetr=uetr)
-    ctx.risk_check(session, instruction, parties)
+    decision = ctx.risk_check(session, instruction, parties)  # raises for a rejecting rule
 
     now = int(time.time())
     if deadline is not None and deadline <= now:
@@ -163,14 +175,16 @@ def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction
 
     intake = PaymentIntake(
         uetr=uetr, debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
-        currency=instruction.currency, amount=instruction.amount, amount_minor=Decimal(minor),
+        currency=instruction.currency, amount=instruction.amount, amount_minor=minor,
         instruction_hash=digest_hex, canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
         message_type=instruction.message_type, message_id=instruction.message_id,
         end_to_end_id=instruction.end_to_end_id, flags=order.flags, deadline=order.deadline, signed_by=signed_by,
     )
     session.add(intake)
     session.flush()  # the UETR primary key makes a concurrent duplicate fail here, before the outbox row
-    ctx.enqueue(session, order, signature)
+    entry = ctx.enqueue(session, order, signature)
+    if decision is not None and decision.action == "hold":
+        entry.state = OutboxState.HELD  # waits for the operator (/v1/risk/holds); the submitter skips it
     return Acceptance(intake=intake, created=True, order=order, signature=signature)
 
 

@@ -21,7 +21,10 @@ from chain_gateway.deploy import bootstrap_demo, ensure_deployment, roles_for
 from chain_gateway.directory import ChainDirectory
 from chain_gateway.keys import KeyStore
 from chain_gateway.ledger import Deployment, LedgerClient
-from chain_gateway.payments import IntakeContext
+from chain_gateway.outbox.models import OutboxState
+from chain_gateway.payments import IntakeContext, _no_risk_check
+from chain_gateway.risk.config import RiskConfig
+from chain_gateway.risk.engine import RiskEngine
 from chain_gateway.tracker import ChangeSignal
 from chain_gateway.transactions import TxSender
 
@@ -43,6 +46,7 @@ class Gateway:
         self.keystore = KeyStore(settings.keystore_dir, settings.keystore_passphrase.get_secret_value(),
                                  production=settings.environment == "production")
         self.directory: ChainDirectory | None = None
+        self.risk_engine: RiskEngine | None = None
         self.indexer: Any = None
         self.submitter: Any = None
         self._stop = threading.Event()
@@ -72,6 +76,7 @@ class Gateway:
             relayer=TxSender(w3, roles.relayer, gas_price_wei=s.gas_price_wei, receipt_timeout=s.receipt_timeout_seconds),
         )
         self.directory = ChainDirectory(self.client)
+        self.risk_engine = RiskEngine(RiskConfig.from_settings(s))
         url = s.effective_database_url
         upgrade_database(url)
         self.engine = make_engine(url)
@@ -108,6 +113,25 @@ class Gateway:
             from chain_gateway.errors import Unavailable
             raise Unavailable("the gateway is starting")
         return self.sessions
+
+    def release_held(self, session: Session, uetr: str) -> None:
+        """Release a risk-held order to the submitter (the caller commits, then notifies)."""
+        self._decide_held(session, uetr, OutboxState.PENDING)
+
+    def reject_held(self, session: Session, uetr: str) -> None:
+        """Reject a risk-held order for good: it never reaches the chain."""
+        self._decide_held(session, uetr, OutboxState.REJECTED)
+
+    def _decide_held(self, session: Session, uetr: str, state: OutboxState) -> None:
+        from chain_gateway.errors import Conflict, NotFound
+        from chain_gateway.outbox import get_entry
+
+        entry = get_entry(session, uetr)
+        if entry is None:
+            raise NotFound(f"no held payment {uetr}")
+        if entry.state != OutboxState.HELD:
+            raise Conflict(f"payment {uetr} is not held (it is {entry.state})")
+        entry.state = state
 
     def is_paused(self) -> bool:
         """The ledger's pause flag, read from the chain at most every half second."""
@@ -162,4 +186,5 @@ class Gateway:
             enqueue=enqueue,
             order_ttl_seconds=self.settings.order_ttl_seconds,
             is_paused=self.is_paused,
+            risk_check=self.risk_engine.risk_check if self.risk_engine is not None else _no_risk_check,
         )

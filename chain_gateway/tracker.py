@@ -22,6 +22,7 @@ from chain_gateway.mirror import repository as mirror
 from chain_gateway.mirror.models import Payment
 from chain_gateway.outbox.models import OutboxEntry, OutboxState
 from chain_gateway.payments import PaymentIntake
+from chain_gateway.risk.holds import get_hold
 
 FINAL = frozenset({"ACSC", "RJCT", "CANC"})
 
@@ -89,6 +90,10 @@ def _compose(intake: PaymentIntake | None, outbox: OutboxEntry | None, chain: mi
             history.append({"status": item.status, "at": _iso(item.at), "reason_code": item.reason_code,
                             "tx_hash": item.tx_hash, "block_number": item.block_number})
         status, reason = chain.status, chain.reason_code
+    elif outbox is not None and outbox.state in (OutboxState.HELD, OutboxState.REJECTED):
+        hold = get_hold(session, outbox.uetr)
+        status = "PDNG" if outbox.state == OutboxState.HELD else "RJCT"
+        reason = hold.reason_code if hold is not None else None
     elif outbox is not None and outbox.state == OutboxState.FAILED:
         status, reason = "RJCT", "NARR"
     else:

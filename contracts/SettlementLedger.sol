@@ -19,6 +19,8 @@ import {NetPositions} from "./libraries/NetPositions.sol";
 /// same amount as the balance.
 /// WARNING: DEFAULT_ADMIN_ROLE can grant OPERATOR_ROLE and RELAYER_ROLE; on a permissioned
 /// network it should be held by the operator's multisig, not by a hot key.
+/// WARNING: FX_SETTLER_ROLE debits the debtor of a cross-currency payment on the strength of
+/// signatures the FxSettlement contract verified ({settleFxLegs}); grant it to that contract only.
 contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger {
     /// @notice Funds, defunds, sets limits, pauses and resolves gridlock.
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
@@ -73,20 +75,16 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     mapping(address debtor => mapping(address creditor => mapping(bytes3 currency => BilateralCap))) private _bilateral;
     /// @dev Limits a participant set for itself; enforced together with `_limits` ({_effectiveLimits}).
     mapping(address participant => mapping(bytes3 currency => Limits)) private _ownLimits;
+    /// @dev The limits in force, the stricter of `_limits` and `_ownLimits`, kept up to date by
+    /// {setLimits} and {_setOwnLimits} so a payment reads one slot, as before own limits existed.
+    mapping(address participant => mapping(bytes3 currency => Limits)) private _effective;
 
     // ------------------------------------------- FX PvP and gridlock batches (issue 5)
     /// @notice A payment reserved for the open gridlock batch (paymentStatus 5): out of the queue.
     uint8 public constant STATUS_RESERVED = 5;
-    /// @notice EIP-712 type hash of {FxQuote}.
-    bytes32 public constant FX_QUOTE_TYPEHASH = keccak256(
-        "FxQuote(bytes32 quoteId,address provider,bytes3 debitCurrency,bytes3 creditCurrency,uint256 rate,uint256 capacity,uint64 expiry)"
-    );
-    /// @notice EIP-712 type hash of {FxOrder}.
-    bytes32 public constant FX_ORDER_TYPEHASH = keccak256(
-        "FxOrder(bytes16 uetr,address debtor,address creditor,bytes3 currency,uint256 amount,bytes32 quoteId,address provider,bytes3 debitCurrency,uint256 maxDebit,uint64 deadline,bytes32 instructionHash)"
-    );
-    uint256 private constant _RATE_SCALE = 1e18;
-    uint8 private constant _ROLE_FX_PROVIDER = 2; // ParticipantRegistry's role bit
+    /// @notice Held by the FxSettlement contract only: it verifies the debtor's and the provider's
+    /// signatures and the quote, then asks {settleFxLegs} to move the money.
+    bytes32 public constant FX_SETTLER_ROLE = keccak256("FX_SETTLER_ROLE");
     uint8 private constant _GRID_RESERVING = 1;
     uint8 private constant _GRID_COMMITTED = 2;
     uint8 private constant _GRID_RELEASED = 3;
@@ -113,7 +111,6 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
         bytes3 currency;
     }
 
-    mapping(address provider => mapping(bytes32 quoteId => uint256)) private _fxUsed;
     /// @dev Bilateral caps in force per (debtor, currency): gridlock code reads a pair's cap only when non-zero.
     mapping(address debtor => mapping(bytes3 currency => uint256)) private _bilateralCaps;
     GridlockBatch private _gridlock;
@@ -174,6 +171,7 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
         onlyRole(OPERATOR_ROLE)
     {
         _limits[participant][currency] = Limits(maxPerPayment, maxDailyOutflow);
+        _refreshEffectiveLimits(participant, currency);
         emit LimitsChanged(participant, currency, maxPerPayment, maxDailyOutflow);
     }
 
@@ -276,7 +274,7 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     function settleGridlock(bytes16[] calldata uetrs) external onlyRole(OPERATOR_ROLE) whenNotPaused {
         NetPositions.Table memory t = _gatherGridlock(uetrs, STATUS_SETTLED);
         (bytes4 reason, uint256 k) = _checkNets(t);
-        if (reason != bytes4(0)) _raiseNet(t.positions[k], reason);
+        if (reason != bytes4(0)) _raiseNet(t, k, reason);
         _applyNets(t);
         emit QueueBatchSettled(uetrs.length, true);
     }
@@ -301,22 +299,26 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
         emit PaymentPriorityChanged(uetr, flags);
     }
 
-    // ============================================== FX payment-versus-payment
+    // ============================================== FX payment-versus-payment (legs from FxSettlement)
 
     /// @inheritdoc ISettlementLedger
-    function settleFxBatch(
-        FxOrder[] calldata orders,
-        bytes[] calldata signatures,
-        FxQuote[] calldata quotes,
-        bytes[] calldata quoteSignatures
-    ) external onlyRole(RELAYER_ROLE) whenNotPaused {
-        uint256 n = orders.length;
-        if (n != signatures.length || n != quotes.length || n != quoteSignatures.length) {
-            revert LengthMismatch(n, signatures.length == n ? (quotes.length == n ? quoteSignatures.length : quotes.length) : signatures.length);
-        }
-        for (uint256 i; i < n; ++i) {
-            bytes4 reason = _processFx(orders[i], signatures[i], quotes[i], quoteSignatures[i]);
-            if (reason != bytes4(0)) emit PaymentRejected(orders[i].uetr, reason);
+    function settleFxLegs(FxLegs calldata legs, bytes4 rejection)
+        external
+        onlyRole(FX_SETTLER_ROLE)
+        whenNotPaused
+        returns (bytes4 reason)
+    {
+        bytes16 uetr = legs.uetr;
+        if (_status[uetr] != STATUS_UNKNOWN) reason = DuplicateUetr.selector;
+        else if (rejection != bytes4(0)) reason = rejection;
+        else reason = _settleFxLegs(legs);
+        if (reason != bytes4(0)) {
+            // As {_process}: a used UETR, a passed deadline or a signature that does not bind the
+            // debtor change nothing; any other rejection consumes the UETR (the debtor signed it).
+            if (reason != DuplicateUetr.selector && reason != OrderExpired.selector && reason != InvalidSignature.selector) {
+                _status[uetr] = STATUS_REJECTED;
+            }
+            emit PaymentRejected(uetr, reason);
         }
     }
 
@@ -328,14 +330,14 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
         if (g.state == 0) (g.id, g.state) = (batchId, _GRID_RESERVING);
         else if (g.id != batchId || g.state != _GRID_RESERVING) revert GridlockBatchState(batchId, g.id, g.state);
         NetPositions.Table memory t = _gatherGridlock(uetrs, STATUS_RESERVED);
-        for (uint256 i; i < t.count; ++i) {
-            NetPositions.Position memory p = t.positions[i];
-            BatchPosition storage pos = _gridPositions[p.participant][p.currency];
-            if (pos.credit == 0 && pos.debit == 0) _gridAccounts.push(Account(p.participant, p.currency));
+        for (uint256 h; h < t.count; ++h) {
+            (address p, bytes3 c) = NetPositions.account(t, h);
+            BatchPosition storage pos = _gridPositions[p][c];
+            if (pos.credit == 0 && pos.debit == 0) _gridAccounts.push(Account(p, c));
             // Amounts are below 2^96 and a batch holds fewer than 2^32 payments: the sums fit 128 bits.
-            pos.credit += uint128(p.credit);
-            pos.debit += uint128(p.debit);
-            if (p.maxDebit > pos.maxDebit) pos.maxDebit = uint96(p.maxDebit);
+            pos.credit += uint128(t.credit[h]);
+            pos.debit += uint128(t.debit[h]);
+            if (t.maxDebit[h] > pos.maxDebit) pos.maxDebit = uint96(t.maxDebit[h]);
         }
         uint32 reserved = g.reserved + uint32(uetrs.length);
         g.reserved = reserved;
@@ -350,16 +352,15 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
         for (uint256 i; i < n; ++i) {
             Account storage a = _gridAccounts[i];
             BatchPosition storage pos = _gridPositions[a.participant][a.currency];
-            NetPositions.Position memory p = t.positions[i];
-            (p.participant, p.currency) = (a.participant, a.currency);
-            (p.credit, p.debit, p.maxDebit) = (pos.credit, pos.debit, pos.maxDebit);
+            (uint256 h,) = NetPositions.find(t, a.participant, a.currency);
+            (t.credit[h], t.debit[h], t.maxDebit[h]) = (pos.credit, pos.debit, pos.maxDebit);
         }
-        t.count = n;
         _clearPositions();
         (bytes4 reason, uint256 k) = _checkNets(t);
         if (reason != bytes4(0)) {
             g.state = _GRID_RELEASED;
-            emit GridlockReleased(batchId, reason, t.positions[k].participant, t.positions[k].currency);
+            (address p, bytes3 c) = NetPositions.account(t, k);
+            emit GridlockReleased(batchId, reason, p, c);
             return;
         }
         _applyNets(t);
@@ -463,24 +464,9 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     }
 
     /// @inheritdoc ISettlementLedger
-    function fxQuoteUsed(address provider, bytes32 quoteId) external view returns (uint256) {
-        return _fxUsed[provider][quoteId];
-    }
-
-    /// @inheritdoc ISettlementLedger
     function gridlockBatch() external view returns (bytes32 batchId, uint8 state, uint256 reserved, uint256 closed) {
         GridlockBatch storage g = _gridlock;
         return (g.id, g.state, g.reserved, g.closed);
-    }
-
-    /// @inheritdoc ISettlementLedger
-    function hashFxOrder(FxOrder calldata order) external view returns (bytes32) {
-        return _fxOrderDigest(order);
-    }
-
-    /// @inheritdoc ISettlementLedger
-    function hashFxQuote(FxQuote calldata quote) external view returns (bytes32) {
-        return _fxQuoteDigest(quote);
     }
 
     // ================================================================ internal
@@ -572,13 +558,19 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     }
 
     /// @dev The limits in force: per kind, the stricter non-zero of the operator cap and the
-    /// participant's own limit (0 = unlimited). {_setOwnLimits} keeps own <= cap when set, but a
-    /// cap lowered later must still bind, hence the minimum rather than "own if set".
-    function _effectiveLimits(address participant, bytes3 currency) private view returns (Limits memory lim) {
+    /// participant's own limit (0 = unlimited), as {_refreshEffectiveLimits} last stored them.
+    function _effectiveLimits(address participant, bytes3 currency) private view returns (Limits memory) {
+        return _effective[participant][currency];
+    }
+
+    /// @dev Recomputes the limits in force after a cap or an own limit changed. {_setOwnLimits}
+    /// keeps own <= cap when set, but a cap lowered later must still bind, hence the minimum
+    /// rather than "own if set".
+    function _refreshEffectiveLimits(address participant, bytes3 currency) private {
         Limits memory cap = _limits[participant][currency];
         Limits memory own = _ownLimits[participant][currency];
-        lim.maxPerPayment = _stricter(cap.maxPerPayment, own.maxPerPayment);
-        lim.maxDailyOutflow = _stricter(cap.maxDailyOutflow, own.maxDailyOutflow);
+        _effective[participant][currency] =
+            Limits(_stricter(cap.maxPerPayment, own.maxPerPayment), _stricter(cap.maxDailyOutflow, own.maxDailyOutflow));
     }
 
     /// @dev The smaller of two limits where 0 means "no limit".
@@ -601,6 +593,7 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
             revert LimitAboveCap(participant, currency, 2, cap.maxDailyOutflow, maxDailyOutflow);
         }
         _ownLimits[participant][currency] = Limits(maxPerPayment, maxDailyOutflow);
+        _refreshEffectiveLimits(participant, currency);
         emit OwnLimitsChanged(participant, currency, maxPerPayment, maxDailyOutflow);
     }
 
@@ -656,58 +649,18 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
 
     // ======================================== internal: FX PvP and gridlock net positions (issue 5)
 
-    /// @dev As {_process} for a cross-currency order. Failures of the order's or the quote's
-    /// signatures, or a quote other than the one the debtor named, change nothing (the relayer's
-    /// fault, not the debtor's); every later rejection consumes the UETR.
-    function _processFx(FxOrder calldata o, bytes calldata signature, FxQuote calldata q, bytes calldata quoteSignature)
-        private
-        returns (bytes4)
-    {
-        bytes16 uetr = o.uetr;
-        if (_status[uetr] != STATUS_UNKNOWN) return DuplicateUetr.selector;
-        if (o.deadline < block.timestamp) return OrderExpired.selector;
+    /// @dev The ledger's checks of one PvP settlement, then its four movements; 0 or the selector.
+    function _settleFxLegs(FxLegs calldata l) private returns (bytes4) {
+        (address debtor, address provider, uint256 debit, uint256 amount) = (l.debtor, l.provider, l.debitAmount, l.creditAmount);
+        (bytes3 x, bytes3 y) = (l.debitCurrency, l.creditCurrency);
         if (
-            !_signedBy(_fxOrderDigest(o), signature, o.debtor) || o.quoteId != q.quoteId || o.provider != q.provider
-                || o.debitCurrency != q.debitCurrency || o.currency != q.creditCurrency
-                || !_signedBy(_fxQuoteDigest(q), quoteSignature, q.provider)
-                || _registry.rolesOf(q.provider) & _ROLE_FX_PROVIDER == 0
-        ) return InvalidSignature.selector;
-        bytes4 reason = _settleFx(o, q);
-        if (reason != bytes4(0)) _status[uetr] = STATUS_REJECTED;
-        return reason;
-    }
-
-    /// @dev The checks of one PvP settlement, then {_moveFx}; 0 or the rejection's selector.
-    function _settleFx(FxOrder calldata o, FxQuote calldata q) private returns (bytes4) {
-        (address debtor, address provider, uint256 amount) = (o.debtor, q.provider, o.amount);
-        if (q.expiry < block.timestamp) return FxQuoteExpired.selector;
-        if (amount == 0 || amount > type(uint96).max || debtor == o.creditor || q.debitCurrency == q.creditCurrency
-                || q.rate == 0) return InvalidOrder.selector;
-        if (!_registry.areActive(debtor, o.creditor) || !_registry.isActive(provider)) return NotActive.selector;
-        // debit = ceil(amount * 1e18 / rate): rounded up, so the debtor never pays less than the amount
-        // is worth and no money is created (the provider gains less than one X minor unit). Cannot
-        // overflow: amount < 2^96, so scaled < 2^156 and debit * rate <= scaled.
-        uint256 scaled = amount * _RATE_SCALE;
-        uint256 debit = scaled / q.rate;
-        if (debit * q.rate != scaled) ++debit;
-        if (debit > o.maxDebit || debit > type(uint96).max) return FxDebitAboveMax.selector;
-        uint256 used = _fxUsed[provider][q.quoteId];
-        // Cumulative per (provider, quoteId): a quote is never paid out past its capacity, however often replayed.
-        if (used > q.capacity || amount > q.capacity - used) return FxCapacityExceeded.selector;
-        (uint8 kind,,) = _limitCheck(debtor, provider, q.debitCurrency, debit);
+            amount == 0 || amount > type(uint96).max || debit == 0 || debit > type(uint96).max || debtor == l.creditor
+                || x == y
+        ) return InvalidOrder.selector;
+        if (!_registry.areActive(debtor, l.creditor) || !_registry.isActive(provider)) return NotActive.selector;
+        (uint8 kind,,) = _limitCheck(debtor, provider, x, debit);
         if (kind != 0) return LimitExceeded.selector;
-        if (_balances[debtor][q.debitCurrency] < debit || _balances[provider][q.creditCurrency] < amount) {
-            return InsufficientBalance.selector;
-        }
-        _fxUsed[provider][q.quoteId] = used + amount;
-        _moveFx(o, q, debit);
-        return bytes4(0);
-    }
-
-    /// @dev The four movements of a checked PvP settlement and its two events.
-    function _moveFx(FxOrder calldata o, FxQuote calldata q, uint256 debit) private {
-        (address debtor, address provider, uint256 amount) = (o.debtor, q.provider, o.amount);
-        (bytes3 x, bytes3 y) = (q.debitCurrency, q.creditCurrency);
+        if (_balances[debtor][x] < debit || _balances[provider][y] < amount) return InsufficientBalance.selector;
         _recordOutflow(debtor, provider, x, debit);
         // Conservation: each currency moves by one debit and one equal credit. No underflow (both
         // balances were checked; debtor == provider only cancels out), no overflow (a balance is
@@ -716,27 +669,12 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
             _balances[debtor][x] -= debit;
             _balances[provider][x] += debit;
             _balances[provider][y] -= amount;
-            _balances[o.creditor][y] += amount;
+            _balances[l.creditor][y] += amount;
         }
-        _status[o.uetr] = STATUS_SETTLED;
-        emit FxSettled(o.uetr, q.quoteId, provider, x, debit, y, amount);
-        emit PaymentSettled(o.uetr, debtor, o.creditor, y, amount, o.instructionHash);
-    }
-
-    /// @dev `signature` is `signer`'s over `digest` (and `signer` is not the zero address).
-    function _signedBy(bytes32 digest, bytes calldata signature, address signer) private pure returns (bool) {
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
-        return err == ECDSA.RecoverError.NoError && recovered == signer;
-    }
-
-    /// @dev Every member of FxOrder / FxQuote is a static one-word type, so `abi.encode(struct)` is
-    /// exactly the EIP-712 encodeData of its members (tests compare with eth_account's encoder).
-    function _fxOrderDigest(FxOrder calldata o) private view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(bytes.concat(FX_ORDER_TYPEHASH, abi.encode(o))));
-    }
-
-    function _fxQuoteDigest(FxQuote calldata q) private view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(bytes.concat(FX_QUOTE_TYPEHASH, abi.encode(q))));
+        _status[l.uetr] = STATUS_SETTLED;
+        emit FxSettled(l.uetr, l.quoteId, provider, x, debit, y, amount);
+        emit PaymentSettled(l.uetr, debtor, l.creditor, y, amount, l.instructionHash);
+        return bytes4(0);
     }
 
     /// @dev One pass over gridlock items: each must be queued and not held; it is moved to
@@ -749,17 +687,21 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
         for (uint256 i; i < n; ++i) {
             bytes16 uetr = uetrs[i];
             Queued storage q = _queue[uetr];
+            (address debtor, bytes3 currency, bool held) = (q.debtor, q.currency, q.held);
             // Marking the item here also makes a UETR listed twice fail this check.
-            if (_status[uetr] != STATUS_QUEUED || q.held) revert GridlockItemInvalid(uetr);
+            if (_status[uetr] != STATUS_QUEUED || held) revert GridlockItemInvalid(uetr);
             _status[uetr] = newStatus;
-            (address debtor, bytes3 currency, address creditor, uint256 amount) = (q.debtor, q.currency, q.creditor, q.amount);
-            (NetPositions.Position memory d, bool added) = NetPositions.find(t, debtor, currency);
-            if (added) d.flagged = _bilateralCaps[debtor][currency] != 0;
-            d.debit += amount;
-            if (amount > d.maxDebit) d.maxDebit = amount;
-            (NetPositions.Position memory c,) = NetPositions.find(t, creditor, currency);
-            c.credit += amount;
-            if (d.flagged) _bilateralSpend(debtor, creditor, currency, amount);
+            (address creditor, uint256 amount) = (q.creditor, q.amount);
+            (uint256 d, bool added) = NetPositions.find(t, debtor, currency);
+            if (added) t.flagged[d] = _bilateralCaps[debtor][currency] != 0;
+            (uint256 c,) = NetPositions.find(t, creditor, currency);
+            // Cannot overflow: amounts are below 2^96 and a set has fewer than 2^32 payments.
+            unchecked {
+                t.debit[d] += amount;
+                t.credit[c] += amount;
+            }
+            if (amount > t.maxDebit[d]) t.maxDebit[d] = amount;
+            if (t.flagged[d]) _bilateralSpend(debtor, creditor, currency, amount);
             if (newStatus == STATUS_SETTLED) {
                 emit PaymentSettled(uetr, debtor, creditor, currency, amount, q.instructionHash);
             }
@@ -767,52 +709,55 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
     }
 
     /// @dev 0 when every account of `t` can take its net position, else the failing check's
-    /// selector and the account's number. Each account: active, balance + credits >= debits, and for
+    /// selector and the account's slot. Each account: active, balance + credits >= debits, and for
     /// a debtor its largest payment within the per-payment limit and its debits within the daily one.
     function _checkNets(NetPositions.Table memory t) private view returns (bytes4, uint256) {
-        for (uint256 i; i < t.count; ++i) {
-            NetPositions.Position memory p = t.positions[i];
-            if (!_registry.isActive(p.participant)) return (NotActive.selector, i);
-            if (_balances[p.participant][p.currency] + p.credit < p.debit) return (GridlockInfeasible.selector, i);
-            if (p.debit != 0) {
-                (uint8 kind,,) = _netLimitCheck(p);
-                if (kind != 0) return (LimitExceeded.selector, i);
+        for (uint256 h; h < t.count; ++h) {
+            (address p, bytes3 c) = NetPositions.account(t, h);
+            if (!_registry.isActive(p)) return (NotActive.selector, h);
+            if (_balances[p][c] + t.credit[h] < t.debit[h]) return (GridlockInfeasible.selector, h);
+            if (t.debit[h] != 0) {
+                (uint8 kind,,) = _netLimitCheck(p, c, t.debit[h], t.maxDebit[h]);
+                if (kind != 0) return (LimitExceeded.selector, h);
             }
         }
         return (bytes4(0), 0);
     }
 
     /// @dev Reverts with the custom error, and its values, of a failed {_checkNets}.
-    function _raiseNet(NetPositions.Position memory p, bytes4 reason) private view {
-        if (reason == NotActive.selector) revert NotActive(p.participant);
-        if (reason == GridlockInfeasible.selector) {
-            revert GridlockInfeasible(p.participant, p.currency, _balances[p.participant][p.currency] + p.credit, p.debit);
-        }
-        (uint8 kind, uint256 limit, uint256 wouldBe) = _netLimitCheck(p);
-        revert LimitExceeded(p.participant, p.currency, kind, limit, wouldBe);
+    function _raiseNet(NetPositions.Table memory t, uint256 h, bytes4 reason) private view {
+        (address p, bytes3 c) = NetPositions.account(t, h);
+        if (reason == NotActive.selector) revert NotActive(p);
+        if (reason == GridlockInfeasible.selector) revert GridlockInfeasible(p, c, _balances[p][c] + t.credit[h], t.debit[h]);
+        (uint8 kind, uint256 limit, uint256 wouldBe) = _netLimitCheck(p, c, t.debit[h], t.maxDebit[h]);
+        revert LimitExceeded(p, c, kind, limit, wouldBe);
     }
 
     /// @dev Applies checked net positions: one balance write per account, debits to the day's outflow.
     function _applyNets(NetPositions.Table memory t) private {
-        for (uint256 i; i < t.count; ++i) {
-            NetPositions.Position memory p = t.positions[i];
-            uint256 balance = _balances[p.participant][p.currency];
+        for (uint256 h; h < t.count; ++h) {
+            (address p, bytes3 c) = NetPositions.account(t, h);
+            uint256 balance = _balances[p][c];
             // Conservation: every payment added its amount to one credit and one debit, so the
             // accounts' net positions sum to zero per currency. Cannot underflow: _checkNets.
-            uint256 next = balance + p.credit - p.debit;
-            if (next != balance) _balances[p.participant][p.currency] = next;
-            if (p.debit != 0) _addOutflow(p.participant, p.currency, p.debit);
+            uint256 next = balance + t.credit[h] - t.debit[h];
+            if (next != balance) _balances[p][c] = next;
+            if (t.debit[h] != 0) _addOutflow(p, c, t.debit[h]);
         }
     }
 
     /// @dev The per-payment and daily limits of a debtor account for a whole gridlock set; as
     /// {_limitCheck}, (0,0,0) when within them.
-    function _netLimitCheck(NetPositions.Position memory p) private view returns (uint8, uint256, uint256) {
-        Limits memory lim = _effectiveLimits(p.participant, p.currency);
-        if (lim.maxPerPayment != 0 && p.maxDebit > lim.maxPerPayment) return (1, lim.maxPerPayment, p.maxDebit);
+    function _netLimitCheck(address p, bytes3 c, uint256 debit, uint256 maxDebit)
+        private
+        view
+        returns (uint8, uint256, uint256)
+    {
+        Limits memory lim = _effectiveLimits(p, c);
+        if (lim.maxPerPayment != 0 && maxDebit > lim.maxPerPayment) return (1, lim.maxPerPayment, maxDebit);
         if (lim.maxDailyOutflow != 0) {
-            DayCounter storage dc = _outflow[p.participant][p.currency];
-            uint256 wouldBe = (dc.day == uint64(block.timestamp / 1 days) ? dc.amount : 0) + p.debit;
+            DayCounter storage dc = _outflow[p][c];
+            uint256 wouldBe = (dc.day == uint64(block.timestamp / 1 days) ? dc.amount : 0) + debit;
             if (wouldBe > lim.maxDailyOutflow) return (2, lim.maxDailyOutflow, wouldBe);
         }
         return (0, 0, 0);

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import chain_gateway.audit_trail  # noqa: E402,F401 - registers the audit table
 import chain_gateway.models_all  # noqa: E402,F401
 from chain_gateway.db import Base, make_engine, make_session_factory, utcnow  # noqa: E402
-from chain_gateway.instructions.model import PaymentInstruction  # noqa: E402
+from chain_gateway.instructions.model import Party, PaymentInstruction  # noqa: E402
 from chain_gateway.payments import PaymentIntake  # noqa: E402
 from chain_gateway.risk import RiskConfig, RiskEngine, WatchList  # noqa: E402
 from chain_gateway.risk.config import DuplicateRule, OutlierRule, VelocityRule  # noqa: E402
@@ -73,10 +73,10 @@ def make_payments(n: int, debtors: list[str], creditors: list[str], wl: WatchLis
         creditor_name = rng.choice(names) if hit else " ".join(word(rng) for _ in range(3)) + " Ltd"
         out.append(PaymentInstruction(
             uetr=uuid.uuid4(), debtor_agent=rng.choice(debtors), creditor_agent=rng.choice(creditors),
-            currency="USD", amount=f"{rng.randint(100, 99_999)}.{rng.randint(0, 99):02d}",
+            currency="USD", amount=Decimal(f"{rng.randint(100, 99_999)}.{rng.randint(0, 99):02d}"),
             end_to_end_id=f"E2E-{i}", remittance_info=f"Invoice {i} {word(rng)} {word(rng)} services rendered",
-            debtor={"name": " ".join(word(rng) for _ in range(3)), "country": rng.choice(CLEAN_COUNTRIES)},
-            creditor={"name": creditor_name, "country": rng.choice(CLEAN_COUNTRIES)}))
+            debtor=Party(name=" ".join(word(rng) for _ in range(3)), country=rng.choice(CLEAN_COUNTRIES)),
+            creditor=Party(name=creditor_name, country=rng.choice(CLEAN_COUNTRIES))))
     return out
 
 

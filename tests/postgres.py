@@ -11,6 +11,7 @@ Import the fixture in a conftest: ``from tests.postgres import postgres_server``
 """
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shlex
@@ -51,6 +52,8 @@ class PostgresServer:
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(f"{bin_dir / 'pg_ctl'} -D {self.data} -o {shlex.quote(options)} -l {self.log} -w -t 60 start")
+        self._running = True
+        atexit.register(self.stop)  # also when the run is interrupted
 
     def _run(self, command: str) -> None:
         args = ["su", "postgres", "-c", command] if self.as_postgres else shlex.split(command)
@@ -79,6 +82,10 @@ class PostgresServer:
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
+        """Stop the server and remove its folder (idempotent)."""
+        if not getattr(self, "_running", False):
+            return
+        self._running = False
         try:
             self._run(f"{self.bin_dir / 'pg_ctl'} -D {self.data} -m fast -w stop")
         finally:

@@ -7,6 +7,7 @@ from api.deps import GatewayDep, Operator, PrincipalDep, SessionDep
 from api.schemas import (FundingPublic, FundingRequest, KeyIssued, ParticipantCreate, ParticipantCreated,
                          ParticipantPublic, ParticipantsPublic, StatusChanged)
 from chain_gateway.access import issue_key, list_profiles, revoke_key
+from chain_gateway.audit_trail import audited
 from chain_gateway.errors import Forbidden
 from chain_gateway.onboarding import move_reserves, register_participant, require_profile, set_active
 
@@ -14,6 +15,7 @@ router = APIRouter(tags=["participants"])
 
 
 @router.post("/v1/participants", response_model=ParticipantCreated, status_code=201)
+@audited("participant.register")
 def register(body: ParticipantCreate, gateway: GatewayDep, session: SessionDep, _: Operator) -> ParticipantCreated:
     done = register_participant(session, gateway.require_client(), gateway.keystore, bic=body.bic, name=body.name,
                                 country=body.country, roles=list(body.roles), address=body.address)
@@ -32,18 +34,21 @@ def directory(gateway: GatewayDep, session: SessionDep, _: PrincipalDep) -> Part
 
 
 @router.post("/v1/participants/{bic}/suspend", response_model=StatusChanged)
+@audited("participant.suspend")
 def suspend(bic: str, gateway: GatewayDep, session: SessionDep, _: Operator) -> StatusChanged:
     tx = set_active(session, gateway.require_client(), bic=bic, active=False)
     return StatusChanged(bic=require_profile(session, bic).bic, status="suspended", tx_hash=tx)
 
 
 @router.post("/v1/participants/{bic}/reinstate", response_model=StatusChanged)
+@audited("participant.reinstate")
 def reinstate(bic: str, gateway: GatewayDep, session: SessionDep, _: Operator) -> StatusChanged:
     tx = set_active(session, gateway.require_client(), bic=bic, active=True)
     return StatusChanged(bic=require_profile(session, bic).bic, status="active", tx_hash=tx)
 
 
 @router.post("/v1/participants/{bic}/keys", response_model=KeyIssued, status_code=201)
+@audited("key.issue")
 def new_key(bic: str, session: SessionDep, principal: PrincipalDep) -> KeyIssued:
     profile = require_profile(session, bic)
     if not (principal.has("operator") or principal.bic == profile.bic):
@@ -54,6 +59,7 @@ def new_key(bic: str, session: SessionDep, principal: PrincipalDep) -> KeyIssued
 
 
 @router.delete("/v1/keys/{key_id}", status_code=204)
+@audited("key.revoke")
 def delete_key(key_id: str, session: SessionDep, principal: PrincipalDep) -> Response:
     revoke_key(session, key_id=key_id, by=principal)
     session.commit()
@@ -68,10 +74,12 @@ def _funding(body: FundingRequest, gateway: GatewayDep, session: SessionDep, fun
 
 
 @router.post("/v1/funding", response_model=FundingPublic)
+@audited("reserves.fund")
 def funding(body: FundingRequest, gateway: GatewayDep, session: SessionDep, _: Operator) -> FundingPublic:
     return _funding(body, gateway, session, fund=True)
 
 
 @router.post("/v1/defunding", response_model=FundingPublic)
+@audited("reserves.defund")
 def defunding(body: FundingRequest, gateway: GatewayDep, session: SessionDep, _: Operator) -> FundingPublic:
     return _funding(body, gateway, session, fund=False)

@@ -5,6 +5,8 @@
 - GET /v1/risk/holds, POST /v1/risk/holds/{uetr}/release and /reject: the operator decides
   about payments a rule held; the gateway's ``release_held`` / ``reject_held`` move the
   payment's outbox row on in the same transaction.
+- GET /v1/risk/watchlist, POST /v1/risk/watchlist/reload: which watch list is in force
+  (file, SHA-256, entry counts, last reload error); reload it now (operator).
 - GET /v1/audit/trail and /v1/audit/trail/verify: auditors and the operator read the
   hash-chained trail and have it recomputed.
 
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Auditor, GatewayDep, Operator, PrincipalDep, SessionDep
 from chain_gateway import audit_trail
-from chain_gateway.errors import ConfigurationError, Forbidden, InvalidMessage
+from chain_gateway.errors import ConfigurationError, Conflict, Forbidden, GatewayError, InvalidMessage
 from chain_gateway.onboarding import require_profile
 from chain_gateway.risk import holds, limits
 
@@ -78,6 +80,15 @@ class HoldsPublic(BaseModel):
     next_cursor: str | None
 
 
+class WatchListPublic(BaseModel):
+    source: str
+    sha256: str
+    entries: int
+    by_type: dict[str, int]
+    loaded_at: str
+    last_error: str | None
+
+
 class AuditEntryPublic(BaseModel):
     seq: int
     at: str
@@ -122,13 +133,21 @@ def put_limits(bic: str, body: LimitsUpdate, gateway: GatewayDep, session: Sessi
     client = gateway.require_client()
     kwargs: dict[str, Any] = {"bic": profile.bic, "currency": body.currency, "max_per_payment": body.max_per_payment,
                               "max_daily_outflow": body.max_daily_outflow, "bilateral": body.bilateral}
+    actor = audit_trail.actor_of(principal)
     if principal.has("operator"):
-        view, action = limits.set_caps(session, client, **kwargs), "limits.set_caps"
+        action, change = "limits.set_caps", limits.set_caps
     elif principal.has("bank") and principal.bic == profile.bic:
-        view, action = limits.set_own(session, client, **kwargs), "limits.set_own"
+        action, change = "limits.set_own", limits.set_own
     else:
         raise Forbidden("only the operator, or the bank itself within the operator's caps, sets these limits")
-    audit_trail.record(session, actor=audit_trail.actor_of(principal), action=action,
+    try:
+        view = change(session, client, **kwargs)
+    except GatewayError as exc:  # a refused change is on the record too (a bank trying to loosen, ...)
+        outcome = f"error {type(exc).__name__} {exc.reason_code or ''}".strip()
+        audit_trail.record_detached(session, actor=actor, action=action,
+                                    inputs={**body.model_dump(), "bic": profile.bic}, outcome=outcome)
+        raise
+    audit_trail.record(session, actor=actor, action=action,
                        inputs={**body.model_dump(), "bic": profile.bic, "result": view.public()},
                        outcome="ok", tx_hash=view.tx_hashes[-1] if view.tx_hashes else None)
     session.commit()
@@ -174,6 +193,40 @@ def release_hold(uetr: str, gateway: GatewayDep, session: SessionDep, principal:
 @router.post("/v1/risk/holds/{uetr}/reject", response_model=HoldPublic)
 def reject_hold(uetr: str, gateway: GatewayDep, session: SessionDep, principal: Operator) -> HoldPublic:
     return _decide(uetr, gateway, session, principal, release=False)
+
+
+# ------------------------------------------------------------------------ watch list
+def _risk_engine(gateway: Any) -> Any:
+    engine = getattr(gateway, "risk_engine", None)
+    if engine is None:
+        raise ConfigurationError("this gateway has no risk engine yet (Gateway.risk_engine is missing)")
+    return engine
+
+
+def _watchlist_view(engine: Any) -> WatchListPublic:
+    return WatchListPublic(**engine.watchlist.current().summary(), last_error=engine.watchlist.last_error)
+
+
+@router.get("/v1/risk/watchlist", response_model=WatchListPublic)
+def watchlist(gateway: GatewayDep, _: Auditor) -> WatchListPublic:
+    return _watchlist_view(_risk_engine(gateway))
+
+
+@router.post("/v1/risk/watchlist/reload", response_model=WatchListPublic)
+def reload_watchlist(gateway: GatewayDep, session: SessionDep, principal: Operator) -> WatchListPublic:
+    """Re-read the watch-list file now; a file that does not parse is refused (409) and the
+    previous list stays in force."""
+    engine = _risk_engine(gateway)
+    actor = audit_trail.actor_of(principal)
+    try:
+        loaded = engine.reload_watchlist()
+    except ConfigurationError as exc:
+        audit_trail.record_detached(session, actor=actor, action="risk.watchlist.reload", inputs={},
+                                    outcome=f"error {exc.detail}"[:200])
+        raise Conflict(f"the watch list was not reloaded, the previous list stays in force: {exc.detail}") from exc
+    audit_trail.record(session, actor=actor, action="risk.watchlist.reload", inputs=loaded.summary(), outcome="ok")
+    session.commit()
+    return _watchlist_view(engine)
 
 
 # ----------------------------------------------------------------------- audit trail

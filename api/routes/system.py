@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import GatewayDep, Operator
 from api.errors import HttpProblem
 from api.schemas import Health, SystemState
+from chain_gateway.audit_trail import audited
 from chain_gateway.errors import Conflict
 
 router = APIRouter(tags=["system"])
@@ -38,6 +39,7 @@ def metrics(request: Request) -> Response:
 
 
 @router.post("/v1/system/pause", response_model=SystemState)
+@audited("system.pause")
 def pause(gateway: GatewayDep, _: Operator) -> SystemState:
     client = gateway.require_client()
     if client.paused():
@@ -48,6 +50,7 @@ def pause(gateway: GatewayDep, _: Operator) -> SystemState:
 
 
 @router.post("/v1/system/resume", response_model=SystemState)
+@audited("system.resume")
 def resume(gateway: GatewayDep, _: Operator) -> SystemState:
     client = gateway.require_client()
     if not client.paused():

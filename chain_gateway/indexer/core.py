@@ -9,7 +9,7 @@ One cycle (``sync_once``):
    a reorganisation deeper than the window rebuilds the mirror from the deployment block;
 2. for each block range from the checkpoint to the head (``max_range`` blocks at most): one
    ``eth_getLogs`` for both contract addresses, decoding by topic0 with eth_abi, then one
-   database transaction holding the range's effects, its processed-log keys (unique:
+   database transaction holding the range's effects, its processed-block keys (unique:
    a range cannot be applied twice), the new checkpoint ``(block_number, block_hash)``
    (moved with an optimistic ``WHERE block_number = from_block - 1``) and the hashes of the
    last N blocks. The range's first block must descend from the checkpoint's hash, and
@@ -122,8 +122,8 @@ class Indexer:
     def sync_once(self) -> SyncReport:
         """Bring the mirror up to the chain's head; rewinds and retries on a reorganisation."""
         started = time.perf_counter()
-        reorgs = 0
-        events = ranges = 0
+        reorgs = conflicts = 0
+        progress = [0, 0]  # events, ranges committed in this call (a reorg may interrupt a cycle)
         first: int | None = None
         while True:
             try:
@@ -132,11 +132,9 @@ class Indexer:
                     first = window.block_number + 1
                 self._check_window(window)
                 head = self.source.head()
-                n_events, n_ranges, window = self._follow(window, head)
-                events += n_events
-                ranges += n_ranges
-                return SyncReport(first, window.block_number, events, time.perf_counter() - started, ranges,
-                                  reorgs, head, window.final_block)
+                window = self._follow(window, head, progress)
+                return SyncReport(first, window.block_number, progress[0], time.perf_counter() - started,
+                                  progress[1], reorgs, head, window.final_block)
             except ReorgDetected as exc:
                 reorgs += 1
                 if reorgs > self.max_reorg_retries:
@@ -148,8 +146,8 @@ class Indexer:
                 elif exc.fields.get("deep"):
                     self._wipe()
             except RangeAlreadyApplied:
-                reorgs += 1  # another indexer moved the checkpoint: start the cycle again
-                if reorgs > self.max_reorg_retries:
+                conflicts += 1  # another indexer moved the checkpoint: start the cycle again
+                if conflicts > self.max_reorg_retries:
                     raise
 
     def run_forever(self, stop_event: threading.Event, poll_interval: float = 1.0) -> None:
@@ -203,7 +201,7 @@ class Indexer:
 
     def index_range(self, from_block: int, to_block: int) -> int:
         """Apply one block range in one transaction; returns the events applied, 0 when the
-        range was applied before (its processed-log keys or checkpoint step already exist)."""
+        range was applied before (its processed-block keys or checkpoint step already exist)."""
         window = self._load_or_init()
         try:
             n, _ = self._apply_range(window, from_block, to_block, max(to_block, self.source.head()))
@@ -260,18 +258,19 @@ class Indexer:
                 block_number=n, expected=window.hashes[n], actual=header.hash if header else None,
                 fork_block=None if deep else lower, deep=deep)
 
-    def _follow(self, window: _Window, head: int) -> tuple[int, int, _Window]:
-        events = ranges = 0
+    def _follow(self, window: _Window, head: int, progress: list[int]) -> _Window:
         start = window.block_number + 1
+        applied = False
         while start <= head:
             end = min(head, start + self.max_range - 1)
             n, window = self._apply_range(window, start, end, head)
-            events += n
-            ranges += 1
+            progress[0] += n
+            progress[1] += 1
+            applied = True
             start = end + 1
-        if ranges == 0 and head - self.confirmation_depth > window.final_block:
+        if not applied and head - self.confirmation_depth > window.final_block:
             window = self._advance_final(window, head)
-        return events, ranges, window
+        return window
 
     def _fetch_logs(self, from_block: int, to_block: int) -> list[RawLog]:
         """eth_getLogs for both contracts; halves the range when the node refuses its size."""

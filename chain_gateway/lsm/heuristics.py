@@ -1,17 +1,19 @@
 """Fast, deterministic heuristics: TARGET2-style partial optimisation and FIFO bypass.
 
-The greedy is the baseline the MILP is measured against and its fallback when HiGHS
-fails; ``remove_until_covered`` also repairs a MILP incumbent that floating-point
-rounding left a unit short. ``release_in_order`` is what the queue does on its own
+The greedy is the baseline the MILP is measured against, the MILP pipeline's starting
+point and ``solve``'s fallback; ``remove_until_covered`` also repairs a MILP incumbent
+that floating-point rounding left a unit short. ``release_in_order`` is what the queue does on its own
 whenever a balance rises, before any gridlock resolution is needed.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Literal
 
 from chain_gateway.lsm.model import (
     Account,
+    LsmError,
     PaymentKey,
     Proposal,
     QueuedPayment,
@@ -20,10 +22,18 @@ from chain_gateway.lsm.model import (
 )
 
 
-def _removal_key(payments: Sequence[QueuedPayment], index: int) -> tuple[int, int, int, int]:
-    """Order in which a debtor gives up payments: largest first, then least urgent,
-    then latest in the queue (TARGET2 removes the last-queued first)."""
+Drop = Literal["largest", "latest"]
+"""Which payment an uncovered participant gives up first: its largest (the default:
+each removal frees the most liquidity) or its latest in queue order (least urgent,
+most recently queued)."""
+
+
+def _removal_key(payments: Sequence[QueuedPayment], index: int, drop: Drop) -> tuple[int, ...]:
+    """Order in which a debtor gives up payments; ties go to the least urgent, then
+    the latest queued, so the result never depends on dict or input accidents."""
     payment = payments[index]
+    if drop == "latest":
+        return (payment.priority, -payment.seq, -index)
     return (-payment.amount, payment.priority, -payment.seq, -index)
 
 
@@ -31,14 +41,17 @@ def remove_until_covered(
     payments: Sequence[QueuedPayment],
     balances: Mapping[Account, int],
     start: Iterable[int],
+    *,
+    drop: Drop = "largest",
 ) -> set[int]:
     """Indices left after removing payments until every account is covered.
 
     While some (participant, currency) has a negative position, take the most
-    negative one (ties: by name) and drop its largest selected outgoing payment in
-    that currency. An uncovered account always has an outgoing payment left (with
-    none, its position is balance + incoming >= 0), so the loop ends; the result is
-    feasible whenever balances are non-negative.
+    negative one (ties: by name) and drop its largest (or, with ``drop="latest"``,
+    its last-queued) selected outgoing payment in that currency. An uncovered
+    account always has an outgoing payment left (with none, its position is
+    balance + incoming >= 0), so the loop ends; the result is feasible whenever
+    balances are non-negative.
     """
     selected = set(start)
     nets: dict[Account, int] = {}
@@ -50,7 +63,7 @@ def remove_until_covered(
         nets[credit] = nets.get(credit, balances.get(credit, 0)) + payment.amount
         outgoing.setdefault(debit, []).append(index)
     for indices in outgoing.values():
-        indices.sort(key=lambda i: _removal_key(payments, i))
+        indices.sort(key=lambda i: _removal_key(payments, i, drop))
     next_out = dict.fromkeys(outgoing, 0)
     negative = {account for account, net in nets.items() if net < 0}
     while negative:
@@ -75,24 +88,31 @@ def ordered_keys(payments: Sequence[QueuedPayment], indices: Iterable[int]) -> t
 
 
 def solve_greedy(
-    payments: Sequence[QueuedPayment], balances: Mapping[Account, int]
+    payments: Sequence[QueuedPayment],
+    balances: Mapping[Account, int],
+    *,
+    drop: Drop = "largest",
 ) -> Proposal:
     """TARGET2-style partial optimisation: start from the whole queue, then drop the
-    most uncovered participant's largest payment until everyone is covered.
+    most uncovered participant's largest (or latest) payment until everyone is covered.
 
-    No bound is proven, except when nothing had to be dropped (then it is optimal).
+    Fast and simple, but on a true gridlock each removal can uncover the creditor and
+    the removals cascade (see the benchmark). No bound is proven, except when nothing
+    had to be dropped (then it is optimal).
     """
     started = time.perf_counter()
+    if drop not in ("largest", "latest"):
+        raise LsmError("unknown greedy drop order", actual=drop)
     payments = list(payments)
     validate_queue(payments, balances)
-    kept = remove_until_covered(payments, balances, range(len(payments)))
+    kept = remove_until_covered(payments, balances, range(len(payments)), drop=drop)
     value = sum(payments[i].amount for i in kept)
     everything = len(kept) == len(payments)
     return Proposal(
         selected=ordered_keys(payments, kept),
         value=value,
         bound=value if everything else None,
-        method="greedy",
+        method="greedy" if drop == "largest" else f"greedy-{drop}",
         solver_seconds=time.perf_counter() - started,
         gap=0.0 if everything else None,
         optimal=everything,

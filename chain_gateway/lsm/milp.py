@@ -42,7 +42,7 @@ class _QuietHighs(highspy.Highs):
 
     def enableCallbacks(self) -> None:  # noqa: N802 - highspy's name
         self.setOptionValue("output_flag", False)
-        super().enableCallbacks()
+        super().enableCallbacks()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,7 @@ def run_mip(
     different thread count, so pinning it here would break whenever another part
     of the gateway uses HiGHS differently. The MIP search is serial anyway.
     """
-    highs = _QuietHighs()
+    highs = _QuietHighs()  # type: ignore[no-untyped-call]
     options: dict[str, float | int | bool] = {
         "output_flag": False,
         "time_limit": max(time_limit, 0.01),

@@ -15,7 +15,7 @@ nothing there, and on 1,000-payment random gridlocks HiGHS alone spends its whol
 * ``improve`` is a large-neighbourhood search: free the payments of a few random
   participants, fix the rest at the incumbent, let HiGHS solve that small MIP
   (warm-started, node-limited), keep it if better. The neighbourhood grows while
-  sub-MIPs solve to optimality and shrinks when they do not.
+  sub-MIPs solve to optimality quickly and shrinks when they do not.
 
 Both work in the model's scaled integer units; both only ever move between
 feasible points. The random stream is seeded, so a run is reproducible up to the
@@ -25,11 +25,16 @@ from __future__ import annotations
 
 import random
 import time
+from bisect import bisect_left
 from collections import deque
 
 import numpy as np
 
 from chain_gateway.lsm.milp import ArrayModel, FloatArray, run_mip
+
+SUB_MIP_SECONDS = 0.02
+"""Neighbourhoods are sized so a sub-MIP takes about this long: many small solves
+beat a few large ones on these instances (measured on the Ubin-style gridlocks)."""
 
 
 def augment(model: ArrayModel, x: FloatArray, deadline: float) -> FloatArray:
@@ -40,9 +45,13 @@ def augment(model: ArrayModel, x: FloatArray, deadline: float) -> FloatArray:
     cap = [int(u) for u in model.col_upper.tolist()]
     count = [int(v) for v in x.tolist()]
     slack = [int(s) for s in (model.activity(x) - model.row_lower).tolist()]
+    order = sorted(range(model.num_col), key=lambda k: (-amount[k], k))
     out: list[list[int]] = [[] for _ in range(model.num_row)]
-    for k in sorted(range(model.num_col), key=lambda k: (-amount[k], k)):
+    for k in order:
         out[tails[k]].append(k)
+    # Outgoing groups are sorted by amount, largest first, so the ones a node can
+    # afford after receiving a_k form a suffix: found by bisection on -amount.
+    out_key = [[-amount[f] for f in groups] for groups in out]
 
     def apply(walk: list[int]) -> bool:
         delta: dict[int, int] = {}
@@ -65,7 +74,11 @@ def augment(model: ArrayModel, x: FloatArray, deadline: float) -> FloatArray:
         start = tails[first]
         previous: dict[int, int] = {first: -1}
         frontier = deque([first])
+        pops = 0
         while frontier:
+            pops += 1
+            if pops % 1024 == 0 and time.perf_counter() >= deadline:
+                return None  # a search on a dense line graph must not overrun the budget
             k = frontier.popleft()
             node = heads[k]
             if node == start:
@@ -76,13 +89,13 @@ def augment(model: ArrayModel, x: FloatArray, deadline: float) -> FloatArray:
                         k = previous[k]
                     return walk
                 continue
-            for f in out[node]:
-                if f not in previous and count[f] < cap[f] and slack[node] + amount[k] - amount[f] >= 0:
+            candidates = out[node]
+            for f in candidates[bisect_left(out_key[node], -(slack[node] + amount[k])) :]:
+                if f not in previous and count[f] < cap[f]:
                     previous[f] = k
                     frontier.append(f)
         return None
 
-    order = sorted(range(model.num_col), key=lambda k: (-amount[k], k))
     progress = True
     while progress and time.perf_counter() < deadline:
         progress = False
@@ -114,7 +127,7 @@ def improve(
         incident[head].append(k)
         incident[tail].append(k)
     rows = [r for r in range(model.num_row) if incident[r]]
-    target = min(60.0, float(model.num_col))
+    target = min(40.0, float(model.num_col))
     best = x.copy()
     best_value = float(model.cost @ best)
     rounds = 0
@@ -126,8 +139,9 @@ def improve(
             if free.sum() >= target:
                 break
         sub = model.restricted(free, best)
-        remaining = deadline - time.perf_counter()
-        outcome = run_mip(sub, best[free], min(1.0, remaining), max_nodes=200)
+        started = time.perf_counter()
+        outcome = run_mip(sub, best[free], min(1.0, deadline - started), max_nodes=200)
+        elapsed = time.perf_counter() - started
         if outcome.x is not None:
             value = best_value - float(model.cost[free] @ best[free]) + float(sub.cost @ outcome.x)
             if value > best_value + 0.5:
@@ -135,8 +149,10 @@ def improve(
                 candidate[free] = outcome.x
                 if model.is_feasible(candidate):
                     best, best_value = candidate, value
-        grow = outcome.optimal and outcome.x is not None
-        target = min(target * 1.1, float(model.num_col)) if grow else max(20.0, target * 0.8)
-        if target >= model.num_col and outcome.optimal:
-            break  # the whole model was solved to optimality: nothing left to search
+        if outcome.optimal and elapsed < SUB_MIP_SECONDS:
+            target = min(target * 1.1, float(model.num_col))
+        elif not outcome.optimal or elapsed > 2 * SUB_MIP_SECONDS:
+            target = max(20.0, target * 0.8)
+        if outcome.optimal and bool(free.all()):
+            break  # the whole model was just solved to optimality: nothing left to search
     return best

@@ -62,12 +62,14 @@ def _solve_currency(
 ) -> _CurrencyResult:
     """Best selection for one presolved currency, with a proven bound.
 
-    Pipeline: greedy on the reduced instance -> cycle augmentation (warm start) ->
-    HiGHS branch-and-bound (bound, often a better incumbent) -> neighbourhood
-    search with the time left unless HiGHS proved optimality. A HiGHS failure
+    Pipeline: greedy on the reduced instance -> cycle augmentation -> HiGHS
+    branch-and-bound for half the time left (the bound, often a better incumbent)
+    -> neighbourhood search from the better incumbent for the rest, unless HiGHS
+    proved optimality. HiGHS runs cold: on the benchmark gridlocks its own root
+    heuristics found better points without our start than with it. A HiGHS failure
     leaves the heuristic incumbent and a trivial bound. The final point is mapped
-    back to payments (first members of each group in queue order) and re-checked
-    in exact integers; a shortfall is repaired by the greedy removal loop.
+    back to payments (first members of each group in queue order) and re-checked in
+    exact integers; a shortfall is repaired by the greedy removal loop.
     """
     fixed = frozenset(reduction.fixed_in)
     fixed_value = sum(payments[i].amount for i in fixed)
@@ -130,11 +132,13 @@ def solve_milp(
 ) -> Proposal:
     """Largest-value simultaneously settleable subset, by a 0/1 (grouped integer) program.
 
-    Each currency is presolved and solved by HiGHS from a heuristic warm start, then
-    improved by neighbourhood search if HiGHS did not prove optimality in its share
-    of ``time_limit``. Returns the incumbent with HiGHS's proven bound; where HiGHS
-    fails, the heuristic incumbent stands (``method`` says so). ``optimal`` is True
-    only if every currency was proved optimal within ``rel_gap``.
+    Each currency is presolved, then solved by HiGHS next to a cycle-augmentation
+    heuristic, then improved by neighbourhood search if HiGHS did not prove
+    optimality in its share of ``time_limit``. Returns the best incumbent with
+    HiGHS's proven bound; where HiGHS fails, the heuristic incumbent stands
+    (``method`` says so). ``optimal`` is True only if every currency was proved
+    optimal within ``rel_gap``. Reproducible whenever the time limit does not bind
+    (small or easy queues); otherwise how far the search got depends on the clock.
     """
     if not time_limit > 0:
         raise LsmError("time_limit must be positive", actual=time_limit)
@@ -181,8 +185,8 @@ def solve(
 ) -> Proposal:
     """Best of the MILP and the greedy, carrying the MILP's bound either way.
 
-    The MILP is warm-started with a greedy already, so the greedy wins only if
-    HiGHS failed; keeping it here makes that fallback explicit and cheap.
+    The MILP pipeline starts from the greedy already, so the greedy wins only in
+    degenerate cases; keeping it here makes the fallback explicit and cheap.
     """
     started = time.perf_counter()
     greedy = solve_greedy(payments, balances)

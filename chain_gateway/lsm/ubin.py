@@ -20,6 +20,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chain_gateway.errors import InvalidMessage
 from chain_gateway.lsm.heuristics import release_in_order
@@ -48,7 +49,7 @@ class GridlockCase:
 
 def _ring_case(rows: list[tuple[int, str, str, str, int]], balances: Mapping[str, int]) -> GridlockCase:
     payments = tuple(
-        QueuedPayment(key=ref, debtor=debtor, creditor=creditor, currency=RING_CURRENCY, amount=amount, seq=seq)
+        QueuedPayment(ref, debtor, creditor, RING_CURRENCY, amount, seq=seq)
         for seq, ref, debtor, creditor, amount in rows
     )
     return GridlockCase(
@@ -58,11 +59,16 @@ def _ring_case(rows: list[tuple[int, str, str, str, int]], balances: Mapping[str
     )
 
 
+def _open_workbook(path: Path | str) -> Any:
+    """The workbook's cached values, read-only (openpyxl is imported only here)."""
+    import openpyxl  # type: ignore[import-untyped]
+
+    return openpyxl.load_workbook(Path(path), read_only=True, data_only=True)
+
+
 def load_ubin_ring_xlsx(path: Path | str) -> GridlockCase:
     """The 4-bank, 5000-payment ring straight from the Ubin workbook (needs openpyxl)."""
-    import openpyxl  # imported here: only this loader needs it
-
-    workbook = openpyxl.load_workbook(Path(path), read_only=True, data_only=True)
+    workbook = _open_workbook(path)
     try:
         if LIST_SHEET not in workbook.sheetnames or POSITION_SHEET not in workbook.sheetnames:
             raise InvalidMessage("workbook lacks the Ubin ring sheets", actual=workbook.sheetnames)
@@ -87,10 +93,8 @@ def load_ubin_ring_xlsx(path: Path | str) -> GridlockCase:
 
 def load_ubin_elimination_counts(path: Path | str) -> dict[str, int]:
     """Payments the workbook's LSM result eliminates, counted per debtor BIC."""
-    import openpyxl
-
     ring = load_ubin_ring_xlsx(path)
-    workbook = openpyxl.load_workbook(Path(path), read_only=True, data_only=True)
+    workbook = _open_workbook(path)
     try:
         counts = dict.fromkeys(RING_BANKS, 0)
         for row in workbook[ELIMINATION_SHEET].iter_rows(min_row=5, max_col=3, values_only=True):
@@ -122,7 +126,7 @@ def load_ubin_ring_csv(payments_csv: Path | str, balances_csv: Path | str) -> Gr
         reader = csv.reader(src)
         if tuple(next(reader)) != PAYMENTS_HEADER:
             raise InvalidMessage("unexpected Ubin payments CSV header", path=str(payments_csv))
-        rows = [(int(seq), ref, debtor, creditor, int(amount)) for seq, ref, debtor, creditor, amount in reader]
+        rows = [(int(seq), ref, deb, cred, int(amount)) for seq, ref, deb, cred, amount in reader]
     with Path(balances_csv).open(newline="") as src:
         reader = csv.reader(src)
         if tuple(next(reader)) != BALANCES_HEADER:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from chain_gateway.errors import InvalidMessage, NotFound
@@ -357,10 +357,11 @@ def statement(*, session: Session, participant: str, currency: str, since: datet
     """
     limit = _limit(limit)
     head = mirror_head(session=session)
-    block = as_of_block if as_of_block is not None else (head.block_number if head else -1)
-    if head is not None and block > head.block_number:
+    block = as_of_block if as_of_block is not None else (head.block_number if head else None)
+    if head is not None and block is not None and block > head.block_number:
         raise NotFound(f"the mirror has reached block {head.block_number}, not {block}", block_number=block)
-    window: list[ColumnElement[bool]] = [StatementLine.block_number <= block]
+    up_to: list[ColumnElement[bool]] = [] if block is None else [StatementLine.block_number <= block]
+    window = list(up_to)
     if since is not None:
         window.append(StatementLine.at >= since)
     if until is not None:
@@ -368,7 +369,7 @@ def statement(*, session: Session, participant: str, currency: str, since: datet
     opening = 0
     if since is not None:
         opening = _last_balance(session, participant, currency,
-                                [StatementLine.block_number <= block, StatementLine.at < since]) or 0
+                                [*up_to, StatementLine.at < since]) or 0
     closing = _last_balance(session, participant, currency, window)
     if closing is None:
         closing = opening  # no movement in the window
@@ -386,7 +387,7 @@ def statement(*, session: Session, participant: str, currency: str, since: datet
     next_cursor = None
     if len(lines) > limit:
         next_cursor = _encode_cursor("s", [lines[limit - 1].block_number, lines[limit - 1].log_index])
-    return Statement(participant, currency, block, opening, closing, items, next_cursor)
+    return Statement(participant, currency, -1 if block is None else block, opening, closing, items, next_cursor)
 
 
 def _bics(session: Session, addresses: set[str]) -> dict[str, str]:

@@ -37,6 +37,8 @@ class OutboxState(enum.StrEnum):
     SENT = "SENT"  # on the transaction `tx_hash`, receipt not yet processed
     DONE = "DONE"  # the chain has the UETR (paymentStatus != 0): nothing more to send
     FAILED = "FAILED"  # the chain can never take it, or retries ran out (see last_error)
+    HELD = "HELD"  # held by a risk rule for the operator's decision; never sent while held
+    REJECTED = "REJECTED"  # a held order the operator rejected; never sent
 
 
 UNFINISHED = (OutboxState.PENDING, OutboxState.SENT)

@@ -102,8 +102,10 @@ class RiskConfig:
         if unknown:
             raise ConfigurationError(f"unknown risk setting(s) {unknown}; known: {sorted(known)}")
         path = data.get("watchlist_path")
+        if path is not None and not isinstance(path, (str, Path)):
+            raise ConfigurationError(f"risk setting watchlist_path must be a path, got {path!r}")
         return cls(
-            watchlist_path=Path(path) if path not in (None, "") else None,
+            watchlist_path=Path(path) if path else None,
             watchlist_check_interval_ms=_int(data.get("watchlist_check_interval_ms", 1000),
                                              "watchlist_check_interval_ms", minimum=0),
             velocity=_velocity(data.get("velocity") or {}),
@@ -145,7 +147,7 @@ def _bool(value: Any, name: str) -> bool:
 def _int(value: Any, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"risk setting {name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 def _decimal(value: Any, name: str) -> Decimal:

@@ -109,22 +109,26 @@ class RiskEngine:
 
     def evaluate(self, session: Session, instruction: PaymentInstruction, parties: Any = None) -> Decision:
         """Decide about `instruction`; reads only (history from ``payment_intake``)."""
-        matches = self.screen(instruction)
+        return self._evaluate(session, instruction)[0]
+
+    def _evaluate(self, session: Session, instruction: PaymentInstruction) -> tuple[Decision, WatchList]:
+        watchlist = self.watchlist.current()
+        matches = watchlist.screen(instruction)
         if matches:
-            return _screening_decision(matches)
+            return _screening_decision(matches), watchlist
         hits = evaluate_rules(session, instruction, self.config, self.clock())
-        return _rules_decision(hits) if hits else PASS
+        return (_rules_decision(hits) if hits else PASS), watchlist
 
     def risk_check(self, session: Session, instruction: PaymentInstruction, parties: Any = None) -> Decision:
         """``IntakeContext.risk_check``: raise for "reject", record a "hold", return the decision."""
-        decision = self.evaluate(session, instruction, parties)
+        decision, watchlist = self._evaluate(session, instruction)
         if decision.passed:
             return decision
-        inputs = {"payment": instruction_summary(instruction), "rule": decision.rule,
-                  "reason_code": decision.reason_code, "detail": decision.detail, "matched": list(decision.matched)}
+        inputs: dict[str, Any] = {"payment": instruction_summary(instruction), "rule": decision.rule,
+                                  "reason_code": decision.reason_code, "detail": decision.detail,
+                                  "matched": list(decision.matched)}
         if decision.rule == SCREENING_RULE:
-            inputs["watchlist"] = {"source": self.watchlist.current().source,
-                                   "sha256": self.watchlist.current().digest}
+            inputs["watchlist"] = {"source": watchlist.source, "sha256": watchlist.digest, "entries": len(watchlist)}
         record_detached(session, actor=SYSTEM_ACTOR, action=AUDIT_ACTION, inputs=inputs, outcome=decision.action)
         if decision.action == "hold":
             holds.hold(session, str(instruction.uetr), decision)

@@ -21,6 +21,10 @@ from chain_gateway.payments import PaymentIntake
 from chain_gateway.risk.config import Action, DuplicateRule, OutlierRule, RiskConfig, VelocityRule
 
 _STATS: Final = Context(prec=40)
+# Core columns: these queries run on every payment, so they skip the ORM layer (about 3x less
+# overhead per statement). An index on payment_intake (debtor_agent, currency, received_at)
+# serves all three (docs/risk.md).
+_T: Final = PaymentIntake.__table__.c
 
 
 @dataclass(frozen=True)
@@ -48,16 +52,15 @@ def check_velocity(session: Session, instruction: PaymentInstruction, rule: Velo
     """Count (all currencies) and value (this currency) of the debtor's payments in the window,
     this one included, against ``max_count`` and ``max_value``."""
     since = now - timedelta(seconds=rule.window_seconds)
-    base = (PaymentIntake.debtor_agent == instruction.debtor_agent, PaymentIntake.received_at >= since)
+    base = (_T.debtor_agent == instruction.debtor_agent, _T.received_at >= since)
     limit_value = rule.max_value_minor(instruction.currency)
-    count_col = func.count()
+    conn = session.connection()
     if limit_value is not None:
-        value_col = func.coalesce(func.sum(PaymentIntake.amount_minor).filter(
-            PaymentIntake.currency == instruction.currency), 0)
-        row = session.execute(select(count_col, value_col).where(*base)).one()
+        value_col = func.coalesce(func.sum(_T.amount_minor).filter(_T.currency == instruction.currency), 0)
+        row = conn.execute(select(func.count(), value_col).where(*base)).one()
         count, value = int(row[0]), _int(row[1])
     else:
-        count, value = int(session.execute(select(count_col).where(*base)).scalar_one()), 0
+        count, value = int(conn.execute(select(func.count()).where(*base)).scalar_one()), 0
     window = {"window_seconds": rule.window_seconds, "since": since.isoformat()}
     if rule.max_count is not None and count + 1 > rule.max_count:
         return RuleHit("velocity.count", rule.action, rule.count_reason_code,
@@ -67,13 +70,12 @@ def check_velocity(session: Session, instruction: PaymentInstruction, rule: Velo
     if limit_value is not None:
         total = value + instruction.amount_minor()
         if total > limit_value:
+            cur = instruction.currency
+            total_text = str(PaymentInstruction.from_minor(cur, total))
             return RuleHit("velocity.value", rule.action, rule.value_reason_code,
-                           f"{instruction.debtor_agent} would send {PaymentInstruction.from_minor(instruction.currency, total)} "
-                           f"{instruction.currency} within {rule.window_seconds} s; the limit is "
-                           f"{rule.max_value[instruction.currency]}",
-                           {**window, "currency": instruction.currency,
-                            "total": str(PaymentInstruction.from_minor(instruction.currency, total)),
-                            "max_value": str(rule.max_value[instruction.currency])})
+                           f"{instruction.debtor_agent} would send {total_text} {cur} within {rule.window_seconds} s; "
+                           f"the limit is {rule.max_value[cur]}",
+                           {**window, "currency": cur, "total": total_text, "max_value": str(rule.max_value[cur])})
     return None
 
 
@@ -86,16 +88,16 @@ def check_duplicate(session: Session, instruction: PaymentInstruction, rule: Dup
         return None
     since = now - timedelta(seconds=rule.window_seconds)
     uetr = str(instruction.uetr)
-    earlier = session.execute(
-        select(PaymentIntake.uetr, PaymentIntake.received_at).where(
-            PaymentIntake.debtor_agent == instruction.debtor_agent,
-            PaymentIntake.creditor_agent == instruction.creditor_agent,
-            PaymentIntake.currency == instruction.currency,
-            PaymentIntake.end_to_end_id == e2e,
-            PaymentIntake.amount_minor == Decimal(instruction.amount_minor()),
-            PaymentIntake.received_at >= since,
-            PaymentIntake.uetr != uetr,
-        ).order_by(PaymentIntake.received_at.desc()).limit(1)).first()
+    earlier = session.connection().execute(
+        select(_T.uetr, _T.received_at).where(
+            _T.debtor_agent == instruction.debtor_agent,
+            _T.creditor_agent == instruction.creditor_agent,
+            _T.currency == instruction.currency,
+            _T.end_to_end_id == e2e,
+            _T.amount_minor == Decimal(instruction.amount_minor()),
+            _T.received_at >= since,
+            _T.uetr != uetr,
+        ).order_by(_T.received_at.desc()).limit(1)).first()
     if earlier is None:
         return None
     return RuleHit("duplicate", rule.action, rule.reason_code,
@@ -118,11 +120,11 @@ def check_outlier(session: Session, instruction: PaymentInstruction, rule: Outli
                   now: datetime) -> RuleHit | None:
     """Amount above mean + k * stddev of the debtor's last N payments in this currency
     (inactive while there are fewer than N)."""
-    rows = session.execute(
-        select(PaymentIntake.amount_minor).where(
-            PaymentIntake.debtor_agent == instruction.debtor_agent,
-            PaymentIntake.currency == instruction.currency,
-        ).order_by(PaymentIntake.received_at.desc()).limit(rule.history)).scalars().all()
+    rows: Sequence[Any] = session.connection().execute(
+        select(_T.amount_minor).where(
+            _T.debtor_agent == instruction.debtor_agent,
+            _T.currency == instruction.currency,
+        ).order_by(_T.received_at.desc()).limit(rule.history)).scalars().all()
     if len(rows) < rule.history:
         return None
     amounts = [_int(r) for r in rows]

@@ -149,7 +149,8 @@ def _entry(raw: Mapping[str, Any], line: int, source: str) -> WatchEntry:
             raise ConfigurationError(f"{source}:{line}: the name {value!r} has no letters or digits")
     else:
         raise ConfigurationError(f"{source}:{line}: type must be one of {list(ENTRY_TYPES)}, not {kind!r}")
-    return WatchEntry(type=kind, value=value, list_name=list_name, reason=reason, key=key, line=line)  # type: ignore[arg-type]
+    entry_type: EntryType = kind  # type: ignore[assignment]  # checked above
+    return WatchEntry(type=entry_type, value=value, list_name=list_name, reason=reason, key=key, line=line)
 
 
 def _content_lines(text: str) -> Iterator[tuple[int, str]]:

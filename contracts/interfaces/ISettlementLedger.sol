@@ -264,48 +264,28 @@ interface ISettlementLedger {
     function registry() external view returns (address);
 
     // ========================================== FX payment-versus-payment, gridlock batches (issue 5)
-    /// @notice An FX provider's quote as it signs it (EIP-712 type `FxQuote`).
-    /// @param quoteId The provider's id of the quote; capacity is counted per (provider, quoteId).
-    /// @param provider The FX provider, the signer; pays the creditor in `creditCurrency`.
-    /// @param debitCurrency X: the currency the debtor pays in (to the provider).
-    /// @param creditCurrency Y: the currency the creditor receives (from the provider).
-    /// @param rate Y minor units per X minor unit, scaled by 1e18.
-    /// @param capacity The most the quote pays out in total, in Y minor units.
-    /// @param expiry Unix seconds after which the quote is refused.
-    struct FxQuote {
-        bytes32 quoteId;
-        address provider;
-        bytes3 debitCurrency;
-        bytes3 creditCurrency;
-        uint256 rate;
-        uint256 capacity;
-        uint64 expiry;
-    }
-
-    /// @notice A cross-currency payment order as the debtor signs it (EIP-712 type `FxOrder`).
-    /// @dev It names the quote (id and provider), the debit currency and the most the debtor pays,
-    /// so a relayer can neither swap the quote nor make the debtor pay more.
-    /// @param currency Y, the creditor's currency. @param amount What the creditor receives (Y minor units).
-    /// @param maxDebit The most the debtor pays in `debitCurrency` (X minor units).
-    struct FxOrder {
+    /// @notice The two legs of one cross-currency payment, as the FxSettlement contract hands them
+    /// over after verifying the debtor's {IFxSettlement-FxOrder} and the provider's quote.
+    /// @param debitCurrency X, paid by the debtor to the provider. @param debitAmount X minor units.
+    /// @param creditCurrency Y, paid by the provider to the creditor. @param creditAmount Y minor units.
+    struct FxLegs {
         bytes16 uetr;
         address debtor;
         address creditor;
-        bytes3 currency;
-        uint256 amount;
-        bytes32 quoteId;
         address provider;
         bytes3 debitCurrency;
-        uint256 maxDebit;
-        uint64 deadline;
+        uint256 debitAmount;
+        bytes3 creditCurrency;
+        uint256 creditAmount;
+        bytes32 quoteId;
         bytes32 instructionHash;
     }
 
     /// @notice Emitted when a cross-currency payment settled payment-versus-payment: the debtor paid
     /// `debitAmount` of `debitCurrency` to `provider`, which paid `creditAmount` of `creditCurrency` to
-    /// the creditor. Always followed, in the same transaction, by {PaymentSettled} for the creditor
-    /// leg (debtor, creditor, creditCurrency, creditAmount), so an indexer that reads this event first
-    /// books the four movements instead of the plain payment's two.
+    /// the creditor, in the same transaction. Always directly followed by {PaymentSettled} for the
+    /// creditor leg (debtor, creditor, creditCurrency, creditAmount), so an indexer that reads this
+    /// event first books the four movements instead of the plain payment's two.
     event FxSettled(
         bytes16 indexed uetr,
         bytes32 indexed quoteId,
@@ -320,7 +300,7 @@ interface ISettlementLedger {
     /// @param count Payments reserved by this call. @param reserved Payments reserved in the batch so far.
     event GridlockReserved(bytes32 indexed batchId, uint256 count, uint256 reserved);
 
-    /// @notice Emitted when a gridlock batch's net positions were applied: its money has moved.
+    /// @notice Emitted when a gridlock batch's net positions were applied: all its money moved here.
     /// @param payments Payments in the batch. @param accounts (participant, currency) positions applied.
     event GridlockCommitted(bytes32 indexed batchId, uint256 payments, uint256 accounts);
 
@@ -329,77 +309,64 @@ interface ISettlementLedger {
     /// ({NotActive}, {GridlockInfeasible}, {LimitExceeded}) and the account it failed on.
     event GridlockReleased(bytes32 indexed batchId, bytes4 reason, address participant, bytes3 currency);
 
-    /// @notice Emitted when every payment of a batch left the reserved state (settled or back in the queue).
+    /// @notice Emitted when every payment of a batch left the reserved state (settled, or queued again).
     event GridlockClosed(bytes32 indexed batchId, bool committed, uint256 payments);
 
-    /// @notice Thrown when a quote is used after its expiry.
+    /// @notice Thrown (as a rejection reason) when a quote is used after its expiry.
     error FxQuoteExpired(bytes32 quoteId, uint64 expiry);
 
-    /// @notice Thrown when a payment would take a quote past its capacity (cumulative, creditor currency).
+    /// @notice Thrown (as a rejection reason) when a payment would take a quote past its capacity.
     error FxCapacityExceeded(bytes32 quoteId, uint256 capacity, uint256 wouldBe);
 
-    /// @notice Thrown when the debit the quote implies is more than the debtor signed for.
+    /// @notice Thrown (as a rejection reason) when the quote's debit is more than the debtor signed for.
     error FxDebitAboveMax(bytes16 uetr, uint256 maxDebit, uint256 debit);
 
-    /// @notice Thrown when a gridlock batch call does not fit the open batch (another batch is open,
-    /// or the batch is not in the state the call needs: 1 reserving, 2 committed, 3 released).
+    /// @notice Thrown when a gridlock batch call does not fit the open batch: another batch is open, or
+    /// the batch is not in the state the call needs (1 reserving, 2 committed, 3 released).
     error GridlockBatchState(bytes32 batchId, bytes32 openBatchId, uint8 state);
 
-    /// @notice Settles cross-currency orders item by item, each payment-versus-payment: the debtor
-    /// pays ceil(amount * 1e18 / rate) of X to the provider and the provider pays `amount` of Y to the
-    /// creditor, in the same transaction, or nothing moves. Never queues.
-    /// @dev Per item, as {settleBatch}: an item with a used UETR, a passed deadline, a debtor signature
-    /// that does not verify, a quote that is not the one the order names, or a quote not signed by an
-    /// FX provider changes nothing ({PaymentRejected} with {DuplicateUetr}, {OrderExpired} or
-    /// {InvalidSignature}); every other rejection consumes the UETR (status 4): {FxQuoteExpired},
-    /// {InvalidOrder}, {NotActive} (debtor, creditor or provider), {FxDebitAboveMax},
-    /// {FxCapacityExceeded}, {LimitExceeded} (the debtor's limits in X, the provider as counterparty),
-    /// {InsufficientBalance} (the debtor in X or the provider in Y). Emits {FxSettled} then
-    /// {PaymentSettled} per settled item. Requirements: RELAYER_ROLE, not paused, equal lengths.
-    function settleFxBatch(
-        FxOrder[] calldata orders,
-        bytes[] calldata signatures,
-        FxQuote[] calldata quotes,
-        bytes[] calldata quoteSignatures
-    ) external;
+    /// @notice Settles one cross-currency payment payment-versus-payment for the FxSettlement
+    /// contract, or records its rejection: the debtor pays `debitAmount` of X to the provider and the
+    /// provider pays `creditAmount` of Y to the creditor, both or neither.
+    /// @dev The caller has verified the debtor's signature over the order (which names the quote), the
+    /// provider's signature over the quote, its expiry and capacity, and computed the debit; a non-zero
+    /// `rejection` is what it found wrong. Here: the UETR unused, amounts in (0, 2^96), debtor !=
+    /// creditor, X != Y, debtor, creditor and provider active, the debtor's limits in X (provider as
+    /// counterparty), the debtor's balance in X and the provider's in Y. A used UETR, {OrderExpired} and
+    /// {InvalidSignature} change nothing; any other rejection consumes the UETR (status 4).
+    /// Requirements: FX_SETTLER_ROLE, not paused. Emits {FxSettled} then {PaymentSettled}, or
+    /// {PaymentRejected}.
+    /// @return reason 0 when settled, else the selector of the rejection's custom error.
+    function settleFxLegs(FxLegs calldata legs, bytes4 rejection) external returns (bytes4 reason);
 
     /// @notice Reserves queued payments for gridlock batch `batchId` (opening it if no batch is open):
     /// each leaves the queue (status 5, reserved), so it can be neither cancelled, held, nor settled
     /// elsewhere, and its amount is added to the batch's net positions.
     /// @dev Call as often as needed (chunks), then {commitGridlock} or {releaseGridlock}. One batch is
-    /// open at a time. Per-payment bilateral caps are checked and counted here (as a settlement does).
+    /// open at a time. Bilateral caps are checked and counted per payment here (as a settlement does).
     /// Requirements: OPERATOR_ROLE, not paused, each item queued and not held (else
     /// {GridlockItemInvalid}). Emits {GridlockReserved}.
     function reserveGridlock(bytes32 batchId, bytes16[] calldata uetrs) external;
 
     /// @notice Re-checks every net position of the batch against current balances (balance + in - out
-    /// >= 0), both parties active and the debtors' limits, then applies them: all of the batch's money
+    /// >= 0), every party active and the debtors' limits, then applies them: all of the batch's money
     /// moves here, at once. When a check fails nothing moves and the batch is released instead.
-    /// @dev Then {closeGridlock} marks the payments settled (or queued again). Requirements: OPERATOR_ROLE,
-    /// not paused, `batchId` open and reserving. Emits {GridlockCommitted} or {GridlockReleased}.
+    /// @dev Then {closeGridlock} marks the payments settled (or queued again). Requirements:
+    /// OPERATOR_ROLE, not paused, `batchId` open and reserving. Emits {GridlockCommitted} or {GridlockReleased}.
     function commitGridlock(bytes32 batchId) external;
 
     /// @notice Abandons a reserving batch: nothing moves; {closeGridlock} returns its payments to the queue.
     /// @dev Works while paused. Requirements: OPERATOR_ROLE, `batchId` open and reserving. Emits {GridlockReleased}.
     function releaseGridlock(bytes32 batchId) external;
 
-    /// @notice Takes reserved payments of a committed batch to settled (one {PaymentSettled} each) or of
-    /// a released batch back to the queue (with their seq and flags). UETRs not reserved are skipped, so
-    /// a chunk may be sent again. When the last one is closed the batch closes ({GridlockClosed}).
+    /// @notice Takes reserved payments of a committed batch to settled (one {PaymentSettled} each), or of
+    /// a released batch back to the queue (seq, flags and hold unchanged). UETRs not reserved are skipped,
+    /// so a chunk may be sent again. When the last one is closed the batch closes ({GridlockClosed}).
     /// @dev Moves no money (a commit did), so it works while paused. Requirements: OPERATOR_ROLE,
     /// `batchId` open and committed or released. Emits {QueueBatchSettled} for a committed batch.
     function closeGridlock(bytes32 batchId, bytes16[] calldata uetrs) external;
 
-    /// @notice How much of quote `quoteId` of `provider` has been paid out (creditor-currency minor units).
-    function fxQuoteUsed(address provider, bytes32 quoteId) external view returns (uint256);
-
     /// @notice The open gridlock batch: id, state (0 none, 1 reserving, 2 committed, 3 released),
     /// payments reserved and payments closed so far.
     function gridlockBatch() external view returns (bytes32 batchId, uint8 state, uint256 reserved, uint256 closed);
-
-    /// @notice The EIP-712 digest the debtor signs for a cross-currency `order`.
-    function hashFxOrder(FxOrder calldata order) external view returns (bytes32);
-
-    /// @notice The EIP-712 digest the provider signs for `quote`.
-    function hashFxQuote(FxQuote calldata quote) external view returns (bytes32);
 }

@@ -2,67 +2,68 @@
 pragma solidity ^0.8.24;
 
 /// @title Net positions of a set of payments, in memory
-/// @notice A small open-addressing hash table from an account (participant, currency) to the
-/// credits, debits and largest single debit of a set of payments, so a gridlock settlement
-/// writes each balance once instead of twice per payment.
-/// @dev Load factor at most 1/2 (the index has at least twice the capacity in slots), so a
-/// probe always ends at an empty slot. Memory only: nothing here touches storage.
+/// @notice An open-addressing hash table from an account (participant, currency) to the credits,
+/// debits and largest single debit of a set of payments, so that a gridlock settlement writes
+/// each balance once instead of twice per payment.
+/// @dev Memory only. Accounts are numbered 0..count-1 in order of first appearance; their values
+/// sit in dense arrays, so callers iterate over `count` accounts, not over the hash slots. A key
+/// packs the participant (low 160 bits) and the currency (24 bits above), never 0 for a real
+/// participant. At most half the hash slots are used, so a probe always ends at an empty slot.
 library NetPositions {
-    /// @notice Thrown when a set of payments touches more accounts than a table holds.
+    /// @notice Thrown when a set of payments touches more accounts than the table holds.
     /// @param capacity The table's capacity (accounts).
     error NetPositionsFull(uint256 capacity);
 
-    /// @notice One account's totals within the set; `flagged` is the caller's to use.
-    struct Position {
-        address participant;
-        bytes3 currency;
-        bool flagged;
-        uint256 credit;
-        uint256 debit;
-        uint256 maxDebit;
-    }
-
-    /// @dev Positions 0..count-1 in order of first appearance; `index` maps a hash slot to the
-    /// position's number + 1 (0 = empty slot).
     struct Table {
         uint256 count;
-        uint256 mask;
-        uint256[] index;
-        Position[] positions;
+        uint256[] slots; // hash slot -> account number + 1 (0 = empty)
+        uint256[] keys; // account -> packed (participant, currency)
+        uint256[] credit; // account -> sum of incoming payments
+        uint256[] debit; // account -> sum of outgoing payments
+        uint256[] maxDebit; // account -> largest outgoing payment
+        bool[] flagged; // account -> the caller's mark (the ledger: "debtor has bilateral caps")
     }
 
     /// @notice An empty table for at most `capacity` accounts.
     function create(uint256 capacity) internal pure returns (Table memory t) {
-        uint256 slots = 2;
-        while (slots < 2 * capacity) slots <<= 1;
-        t.mask = slots - 1;
-        t.index = new uint256[](slots);
-        t.positions = new Position[](capacity);
+        uint256 size = 2;
+        while (size < 2 * capacity) size <<= 1;
+        t.slots = new uint256[](size);
+        t.keys = new uint256[](capacity);
+        t.credit = new uint256[](capacity);
+        t.debit = new uint256[](capacity);
+        t.maxDebit = new uint256[](capacity);
+        t.flagged = new bool[](capacity);
     }
 
-    /// @notice The position of (participant, currency), added when new.
-    /// @return p The position (a reference: changes to it are the table's).
-    /// @return added True when this call added it.
-    function find(Table memory t, address participant, bytes3 currency)
-        internal
-        pure
-        returns (Position memory p, bool added)
-    {
-        uint256 h = uint256(keccak256(abi.encodePacked(participant, currency))) & t.mask;
+    /// @notice The number of the account (participant, currency), added when new.
+    /// @return i The account's number (index into the value arrays). @return added True when new.
+    function find(Table memory t, address participant, bytes3 currency) internal pure returns (uint256 i, bool added) {
+        uint256 key = uint256(uint160(participant)) | (uint256(uint24(currency)) << 160);
+        uint256 mask = t.slots.length - 1;
+        // Addresses are keccak-derived, so their low bits already spread well: no hashing needed.
+        uint256 h = (key ^ (uint256(uint24(currency)) * 0x9E3779B1)) & mask;
         while (true) {
-            uint256 entry = t.index[h];
-            if (entry == 0) {
-                uint256 n = t.count;
-                if (n == t.positions.length) revert NetPositionsFull(n);
-                p = t.positions[n];
-                (p.participant, p.currency) = (participant, currency);
-                t.count = n + 1;
-                t.index[h] = n + 1;
-                return (p, true);
+            uint256 entry = t.slots[h];
+            if (entry == 0) break;
+            // Cannot underflow: a used slot holds number + 1.
+            unchecked {
+                i = entry - 1;
             }
-            p = t.positions[entry - 1]; // entry >= 1 here
-            if (p.participant == participant && p.currency == currency) return (p, false);
-            h = (h + 1) & t.mask;
+            if (t.keys[i] == key) return (i, false);
+            h = (h + 1) & mask;
         }
+        i = t.count;
+        if (i == t.keys.length) revert NetPositionsFull(i);
+        t.keys[i] = key;
+        t.count = i + 1;
+        t.slots[h] = i + 1;
+        return (i, true);
+    }
+
+    /// @notice The account numbered `i`.
+    function account(Table memory t, uint256 i) internal pure returns (address participant, bytes3 currency) {
+        uint256 key = t.keys[i];
+        return (address(uint160(key)), bytes3(uint24(key >> 160)));
     }
 }

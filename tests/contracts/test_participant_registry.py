@@ -164,7 +164,7 @@ def test_reinstate_reverts_status_unchanged_when_active(client, make_bank, rever
 # ----------------------------------------------------------------------- views
 def test_views_return_zero_values_for_unknown_participant(client, contracts):
     unknown = Account.create().address
-    assert client.participant_of("NONEXX22XXX") is None
+    assert client.participant_of("NONEDEFFXXX") is None
     assert client.bic_of(unknown) == b"\0" * 11
     assert client.is_active(unknown) is False
     assert client.roles_of(unknown) == 0

@@ -75,10 +75,20 @@ def test_settle_queued_gas_fits_client_budget_for_fresh_creditors(client, make_b
     assert all(client.payment_status(o.uetr) == 2 for o in queued)
 
 
-@pytest.mark.xfail(strict=True, raises=TransactionFailed, reason=BUDGET_BUG)
 def test_settle_gridlock_gas_fits_client_budget_for_a_b_c_a_cycle(client: LedgerClient, make_bank, queue_payment):
     a, b, c = make_bank(), make_bank(), make_bank()
     cycle = [queue_payment(a, b, 100), queue_payment(b, c, 100), queue_payment(c, a, 100)]
     client.settle_gridlock([o.uetr for o in cycle])
     assert all(client.payment_status(o.uetr) == 2 for o in cycle)
+
+
+@pytest.mark.xfail(strict=True, raises=TransactionFailed, reason=BUDGET_BUG)
+def test_settle_gridlock_gas_fits_client_budget_for_ten_bank_ring(client: LedgerClient, make_bank, queue_payment):
+    # bank i pays bank i+1 (1000 + i): every bank but the first is 1 short, and no bank has
+    # paid anything today yet (fresh outflow counters): ~50k gas per payment
+    n = 10
+    ring = [make_bank(funds={"USD": 1}) for _ in range(n)]
+    queued = [queue_payment(ring[i], ring[(i + 1) % n], 1_000 + i) for i in range(n)]
+    client.settle_gridlock([o.uetr for o in queued])
+    assert all(client.payment_status(o.uetr) == 2 for o in queued)
 

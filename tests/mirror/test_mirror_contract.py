@@ -3,7 +3,8 @@ PostgreSQL: indexing, exactly-once, resume, rebuild, reorganisations, finality, 
 and the repository's reads."""
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -117,7 +118,7 @@ class MirrorContract:
         assert indexer.index_range(report.to_block, report.to_block) == 0
         assert indexer.sync_once().events == 0
         assert dump(mirror_db.sessions) == before
-        # the unique processed-log key itself refuses a second application
+        # the unique processed-block key itself refuses a second application
         logs = indexer.source.logs(deployment.deploy_block, report.to_block, indexer.addresses)
 
         with pytest.raises(IntegrityError), mirror_db.sessions() as session, session.begin():
@@ -207,7 +208,7 @@ class MirrorContract:
         seen = threading.Event()
         a, b = make_bank(funds={"USD": 100}), make_bank()
         order, sig = make_order(a, b, 10)
-        uetr = str(__import__("uuid").UUID(bytes=order.uetr))
+        uetr = str(uuid.UUID(bytes=order.uetr))
         indexer = make_indexer(hooks=[lambda up: seen.set() if uetr in up.uetrs else None])
         client.submit_payment(order, sig)  # before the thread starts: eth-tester is not thread-safe
         stop = threading.Event()
@@ -230,7 +231,7 @@ class MirrorContract:
         updates: list[MirrorUpdate] = []
         indexer = make_indexer(confirmation_depth=2, hooks=[updates.append])
         indexer.sync_once()
-        uetr = str(__import__("uuid").UUID(bytes=order.uetr))
+        uetr = str(uuid.UUID(bytes=order.uetr))
         with mirror_db.sessions() as session:
             view = repo.get_payment(session=session, uetr=uetr)
             assert (view.status, view.final) == ("ACSP", False)
@@ -257,8 +258,7 @@ class MirrorContract:
             "extra_payment": insert(Payment).values(
                 uetr="00000000-0000-4000-8000-000000000000", status="ACSC", chain_status=2, held=False,
                 tx_hash="0x" + "0" * 64, block_number=1, log_index=0, first_block=1, first_log_index=0,
-                last_block=1, created_at=__import__("datetime").datetime.now(__import__("datetime").UTC),
-                updated_at=__import__("datetime").datetime.now(__import__("datetime").UTC)),
+                last_block=1, created_at=datetime.now(UTC), updated_at=datetime.now(UTC)),
             "payment_status": update(Payment).where(Payment.uetr == s.uetrs["settled"]).values(status="PDNG"),
         }
         with mirror_db.sessions() as session:
@@ -368,5 +368,3 @@ class TestMirrorOnSQLite(MirrorContract):
 class TestMirrorOnPostgres(MirrorContract):
     backend = "postgresql"
 
-
-_ = timedelta

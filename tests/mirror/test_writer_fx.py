@@ -47,7 +47,7 @@ def test_writer_fx_books_four_movements(mirror_db, provider):
     assert str(uetr) in effects.uetrs and (CREDITOR, "USD") in effects.balances_increased
     with mirror_db.sessions() as session:
         p = repo.get_payment(session=session, uetr=uetr)
-        assert (p.status, p.currency, p.amount) == ("ACSC", "USD", 100)
+        assert (p.status, p.final, p.chain_status, p.currency, p.amount) == ("ACSP", False, 2, "USD", 100)  # no checkpoint: not final
         assert (p.fx_provider, p.debit_currency, p.debit_amount, p.fx_quote_id) == (
             provider, "EUR", 92, "0x" + "07" * 32)
         def bal(who, cur):

@@ -67,7 +67,8 @@ def intake_row(ins: PaymentInstruction, received_at: datetime | None = None) -> 
     """The payment_intake row intake stores for an accepted instruction."""
     return PaymentIntake(
         uetr=str(ins.uetr), debtor_agent=ins.debtor_agent, creditor_agent=ins.creditor_agent, currency=ins.currency,
-        amount=ins.amount, amount_minor=Decimal(ins.amount_minor()), instruction_hash="0x" + ins.instruction_hash().hex(),
+        amount=ins.amount, amount_minor=Decimal(ins.amount_minor()),
+        instruction_hash="0x" + ins.instruction_hash().hex(),
         canonical_json=json.dumps(ins.canonical_dict(), sort_keys=True), message_type="json", message_id=None,
         end_to_end_id=ins.end_to_end_id, flags=0, deadline=0, signed_by="gateway", received_at=received_at or utcnow())
 
@@ -124,6 +125,7 @@ class StubGateway:
         self.client = client
         self.submitter = StubSubmitter()
         self.calls: list[tuple[str, str]] = []
+        self.risk_engine: Any = None  # the lead's Gateway holds a RiskEngine here
 
     def require_sessions(self) -> sessionmaker[Session]:
         return self.sessions

@@ -9,14 +9,22 @@ from typing import Any
 
 import pytest
 import rfc8785
+from pydantic import BaseModel
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.deps import Operator, SessionDep
 from chain_gateway.access import Principal
 from chain_gateway.audit_trail import (GENESIS_HASH, AuditEntry, actor_of, audited, canonical_inputs, format_at,
                                        list_entries, record, record_detached, record_now, verify)
 from chain_gateway.errors import Conflict
+
+from .conftest import build_api
+
+class Suspension(BaseModel):
+    reason: str
+
 
 OPERATOR = Principal(key_id="k0p3r4t0r000", bic=None, roles=frozenset({"operator"}))
 BANK = Principal(key_id="b4nk00000001", bic="DEMOUS33XXX", roles=frozenset({"bank"}))
@@ -45,8 +53,9 @@ def test_rows_chain_from_the_genesis_hash(sessions: sessionmaker[Session]) -> No
     assert [r.seq for r in rows] == [1, 2, 3] and cursor is None
     assert rows[0].prev_hash == GENESIS_HASH
     assert [r.prev_hash for r in rows[1:]] == [r.row_hash for r in rows[:-1]]
-    body = {"seq": 2, "at": format_at(rows[1].at), "actor": "operator:k1", "action": "participant.fund",
-            "inputs": rows[1].inputs, "outcome": "ok", "tx_hash": f"0x{1:064x}", "prev_hash": rows[0].row_hash}
+    body: dict[str, Any] = {
+        "seq": 2, "at": format_at(rows[1].at), "actor": "operator:k1", "action": "participant.fund",
+        "inputs": rows[1].inputs, "outcome": "ok", "tx_hash": f"0x{1:064x}", "prev_hash": rows[0].row_hash}
     assert rows[1].row_hash == hashlib.sha256(rfc8785.dumps(body)).hexdigest()  # the documented formula
     assert rows[1].inputs == '{"amount":"10.00","bic":"DEMOUS33XXX","n":1}'  # canonical: sorted, no floats
 
@@ -178,8 +187,6 @@ def test_list_entries_pages_and_filters(sessions: sessionmaker[Session]) -> None
 
 # --- the decorator ------------------------------------------------------------------------
 def test_audited_records_success_with_inputs_and_tx_hash(sessions: sessionmaker[Session]) -> None:
-    from pydantic import BaseModel
-
     class Funding(BaseModel):
         bic: str
         amount: str
@@ -222,6 +229,36 @@ def test_audited_works_on_async_handlers(sessions: sessionmaker[Session]) -> Non
         return {"tx_hash": "0x01"}
 
     with sessions() as s:
-        assert asyncio.run(handler(session=s, _=OPERATOR)) == {"tx_hash": "0x01"}
+        # on a thread of its own: the console tests' sync Playwright keeps a loop running here
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            result = pool.submit(asyncio.run, handler(session=s, _=OPERATOR)).result()
+        assert result == {"tx_hash": "0x01"}
     with sessions() as s:
         assert [r.action for r in list_entries(s)[0]] == ["system.pause"]
+
+
+def test_audited_on_a_real_fastapi_route(sessions: sessionmaker[Session]) -> None:
+    """FastAPI still sees the handler's own parameters (dependencies, path, body) through the wrapper."""
+    api = build_api(sessions)
+
+    @api.http.app.post("/test/participants/{bic}/suspend")
+    @audited("participant.suspend")
+    def suspend(bic: str, body: Suspension, session: SessionDep, principal: Operator) -> dict[str, str]:
+        if bic == "FAILXXXX":
+            raise Conflict(f"{bic} is already suspended")
+        return {"bic": bic, "tx_hash": "0x" + "cd" * 32}
+
+    r = api.http.post("/test/participants/DEMOUS33/suspend", json={"reason": "fraud"}, headers=api.as_("operator"))
+    assert r.status_code == 200, r.text
+    r = api.http.post("/test/participants/FAILXXXX/suspend", json={"reason": "x"}, headers=api.as_("operator"))
+    assert r.status_code == 409
+    assert api.http.post("/test/participants/DEMOUS33/suspend", json={"reason": "x"},
+                         headers=api.as_("auditor")).status_code == 403  # refused before the handler ran
+    with sessions() as s:
+        rows = list_entries(s)[0]
+    assert [(r.action, r.outcome, r.tx_hash) for r in rows] == [
+        ("participant.suspend", "ok", "0x" + "cd" * 32), ("participant.suspend", "error Conflict", None)]
+    assert rows[0].actor.startswith("operator:") and rows[0].public()["inputs"] == {"bic": "DEMOUS33",
+                                                                                   "reason": "fraud"}

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -59,7 +60,8 @@ def test_one_held_payment_released_and_another_rejected(sessions: sessionmaker[S
         assert list_holds(s)[0] == []  # nothing pending
         assert [(p.hold.uetr, p.hold.decision) for p in list_holds(s, pending_only=False)[0]] == [
             (a, "released"), (b, "rejected")]
-        assert get_hold(s, b).reason_code == "AM09"  # what the tracker shows with RJCT
+        rejected = get_hold(s, b)
+        assert rejected is not None and rejected.reason_code == "AM09"  # what the tracker shows with RJCT
 
 
 def test_a_decision_is_taken_once(sessions: sessionmaker[Session]) -> None:
@@ -150,7 +152,8 @@ def test_http_without_the_gateway_hooks_nothing_changes(api: Api, sessions: sess
     r = api.http.post(f"/v1/risk/holds/{uetr}/release", headers=api.as_("operator"))
     assert r.status_code == 503 and "release_held" in r.json()["detail"]
     with sessions() as s:
-        assert get_hold(s, uetr).decision is None
+        untouched = get_hold(s, uetr)
+        assert untouched is not None and untouched.decision is None
 
 
 def test_http_audit_trail_pages_and_verifies(api: Api, sessions: sessionmaker[Session], engine: Engine) -> None:
@@ -190,3 +193,25 @@ def test_held_payment_public_view(sessions: sessionmaker[Session], add_history: 
         assert hold_row is not None
         view = held_payment(s, hold_row).public()
     assert view["uetr"] == uetr and view["decision"] is None and view["matched"][0]["rule"] == "outlier"
+
+
+def test_http_watchlist_in_force_and_reload(api: Api, sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    assert api.http.get("/v1/risk/watchlist", headers=api.as_("auditor")).status_code == 503  # not wired yet
+    path = tmp_path / "watch.csv"
+    path.write_text("type,value,list\ncountry,KP,EU\n")
+    api.gateway.risk_engine = RiskEngine(RiskConfig(watchlist_path=path, watchlist_check_interval_ms=3_600_000))
+    r = api.http.get("/v1/risk/watchlist", headers=api.as_("auditor"))
+    assert r.status_code == 200 and r.json()["entries"] == 1 and r.json()["source"] == str(path)
+
+    path.write_text("type,value,list\ncountry,KP,EU\nname,Ivan Petrovich Sidorov,OFAC-SDN\n")
+    assert api.http.post("/v1/risk/watchlist/reload", headers=api.as_("auditor")).status_code == 403
+    r = api.http.post("/v1/risk/watchlist/reload", headers=api.as_("operator"))
+    assert r.status_code == 200 and r.json()["by_type"] == {"bic": 0, "country": 1, "name": 1}
+
+    path.write_text("type,value\ncountry,ZZ\n")
+    r = api.http.post("/v1/risk/watchlist/reload", headers=api.as_("operator"))
+    assert r.status_code == 409 and "previous list stays in force" in r.json()["detail"]
+    r = api.http.get("/v1/risk/watchlist", headers=api.as_("operator"))
+    assert r.json()["entries"] == 2 and "ZZ" in r.json()["last_error"]
+    with sessions() as s:
+        assert [e.outcome[:5] for e in list_entries(s, action="risk.watchlist.reload")[0]] == ["ok", "error"]

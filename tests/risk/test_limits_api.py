@@ -66,6 +66,9 @@ def test_a_bank_tightens_its_own_limits_up_to_the_cap_and_no_further(api: Api, c
     r = put(api, a.bic, a.bic, currency="USD", max_daily_outflow="5000.01")
     assert r.status_code == 422 and r.json()["limit"] == "max_daily_outflow"
     assert client.own_limits_of(a.address, "USD") == (100_000, 500_000)  # nothing changed on-chain
+    with api.gateway.sessions() as s:
+        refused = [e for e in list_entries(s, action="limits.set_own")[0] if e.outcome != "ok"]
+    assert [e.outcome for e in refused] == ["error LimitExceeded AM02"] * 2 and refused[0].actor.startswith(a.bic)
 
     r = put(api, a.bic, a.bic, currency="USD", max_per_payment="0", max_daily_outflow="0")  # drop own limits
     assert r.status_code == 200 and r.json()["effective"] == {"max_per_payment": "1000.00",

@@ -188,3 +188,22 @@ def test_daily_and_bilateral_limits_reset_at_utc_midnight(client: LedgerClient, 
 def _outflow_call(participant: str, day: int) -> bytes:
     from chain_gateway.transactions import encode_call
     return encode_call("outflowOn(address,bytes3,uint64)", ["address", "bytes3", "uint64"], [participant, b"USD", day])
+
+
+def test_effective_limits_follow_every_change_of_cap_or_own_limit(client: LedgerClient,
+                                                                  make_bank: Callable[..., Any]) -> None:
+    a = make_bank()
+    steps: list[tuple[str, tuple[int, int], tuple[int, int]]] = [
+        ("own", (500, 0), (500, 0)),  # own only
+        ("cap", (800, 9000), (500, 9000)),  # a looser cap: own still binds per payment
+        ("own", (0, 7000), (800, 7000)),  # own per-payment dropped, own daily tighter
+        ("cap", (300, 0), (300, 7000)),  # cap lowered below everything
+        ("cap", (0, 0), (0, 7000)),  # caps removed
+        ("own", (0, 0), (0, 0)),  # nothing left
+    ]
+    for who, values, effective in steps:
+        if who == "cap":
+            client.set_limits(a.address, "USD", *values)
+        else:
+            client.set_own_limits_for(a.address, "USD", *values)
+        assert client.effective_limits(a.address, "USD") == effective, (who, values)

@@ -249,7 +249,7 @@ def upgrade() -> None:
     sa.Column('deadline', sa.BigInteger(), nullable=False),
     sa.Column('instruction_hash', sa.LargeBinary(length=32), nullable=False),
     sa.Column('signature', sa.LargeBinary(length=65), nullable=False),
-    sa.Column('state', sa.Enum('PENDING', 'SENT', 'DONE', 'FAILED', name='outbox_state', native_enum=False, length=8), nullable=False),
+    sa.Column('state', sa.Enum('PENDING', 'SENT', 'DONE', 'FAILED', 'HELD', 'REJECTED', name='outbox_state', native_enum=False, length=8), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('tx_hash', sa.String(length=66), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),

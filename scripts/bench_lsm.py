@@ -1,0 +1,114 @@
+"""Benchmark of gridlock resolution: MILP pipeline against the TARGET2-style greedy.
+
+    .venv/bin/python scripts/bench_lsm.py [--time-limit 10] [--seeds 1 2 3] [--sizes 500 1000] [--banks 64]
+
+Cases: Project Ubin's 4-bank ring (5000 payments, known optimum 31,132,000) and
+random gridlocks built like Ubin's simulator (``chain_gateway.lsm.ubin.random_gridlock``).
+For each: value settled by ``solve_milp`` (with the time limit) and by ``solve_greedy``,
+each as a percentage of the MILP's proven upper bound, solver time, gap, optimality.
+Prints figures only; nothing is asserted (times depend on the machine and its load).
+``run()`` returns the rows as dicts for ``make bench``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from chain_gateway.lsm import is_feasible, solve_greedy, solve_milp  # noqa: E402
+from chain_gateway.lsm.ubin import GridlockCase, load_ubin_ring_csv, random_gridlock  # noqa: E402
+
+DATA = REPO / "tests" / "lsm" / "data"
+
+
+def _cases(seeds: Sequence[int], sizes: Sequence[int], banks: int) -> list[GridlockCase]:
+    ring = load_ubin_ring_csv(DATA / "ubin_ring_5000.csv", DATA / "ubin_ring_balances.csv")
+    return [ring] + [random_gridlock(banks, size, seed) for size in sizes for seed in seeds]
+
+
+def _percent(value: int, bound: int | None) -> float | None:
+    return None if not bound else 100.0 * value / bound
+
+
+def run(
+    time_limit: float = 10.0,
+    seeds: Sequence[int] = (1, 2, 3),
+    sizes: Sequence[int] = (500, 1000),
+    banks: int = 64,
+) -> list[dict[str, Any]]:
+    """One row per case: MILP and greedy results, percentages of the MILP bound."""
+    rows: list[dict[str, Any]] = []
+    for case in _cases(seeds, sizes, banks):
+        milp = solve_milp(case.payments, case.balances, time_limit)
+        greedy = solve_greedy(case.payments, case.balances)
+        latest = solve_greedy(case.payments, case.balances, drop="latest")
+        for proposal in (milp, greedy, latest):
+            if not is_feasible(case.balances, case.payments, proposal.selected):
+                raise SystemExit(f"{case.name}: {proposal.method} proposed an infeasible subset")
+        rows.append(
+            {
+                "case": case.name,
+                "participants": len({account[0] for account in case.balances}),
+                "payments": len(case.payments),
+                "queued_value": sum(p.amount for p in case.payments),
+                "bound": milp.bound,
+                "milp_value": milp.value,
+                "milp_count": len(milp.selected),
+                "milp_pct_bound": _percent(milp.value, milp.bound),
+                "milp_seconds": milp.solver_seconds,
+                "gap": milp.gap,
+                "optimal": milp.optimal,
+                "method": milp.method,
+                "greedy_value": greedy.value,
+                "greedy_count": len(greedy.selected),
+                "greedy_pct_bound": _percent(greedy.value, milp.bound),
+                "greedy_seconds": greedy.solver_seconds,
+                "greedy_latest_value": latest.value,
+                "greedy_latest_pct_bound": _percent(latest.value, milp.bound),
+            }
+        )
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Fixed-width text table of ``run()``'s rows."""
+    header = (
+        f"{'case':<26} {'n':>5} {'queued':>12} {'bound':>12} {'MILP value':>12} {'count':>5} "
+        f"{'%bound':>7} {'time s':>6} {'gap':>7} {'opt':>3} "
+        f"{'greedy value':>12} {'count':>5} {'%bound':>7} {'latest %':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(
+            f"{r['case']:<26} {r['payments']:>5} {r['queued_value']:>12,} {r['bound']:>12,} "
+            f"{r['milp_value']:>12,} {r['milp_count']:>5} {r['milp_pct_bound']:>6.2f}% {r['milp_seconds']:>6.2f} "
+            f"{100 * r['gap']:>6.2f}% {'yes' if r['optimal'] else 'no':>3} "
+            f"{r['greedy_value']:>12,} {r['greedy_count']:>5} {r['greedy_pct_bound']:>6.2f}% "
+            f"{r['greedy_latest_pct_bound']:>7.2f}%"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-limit", type=float, default=10.0, help="MILP limit per case, seconds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000])
+    parser.add_argument("--banks", type=int, default=64)
+    args = parser.parse_args(argv)
+    rows = run(args.time_limit, args.seeds, args.sizes, args.banks)
+    print(format_table(rows))
+    print(
+        "\n%bound: value / the MILP's proven upper bound on the best settleable value (100% = optimal).\n"
+        "greedy: TARGET2-style partial optimisation, the most uncovered participant drops its largest\n"
+        "payment first; latest %: the same greedy dropping its latest-queued payment first."
+    )
+
+
+if __name__ == "__main__":
+    main()
