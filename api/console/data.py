@@ -81,18 +81,6 @@ class Api:
             return Answer(response.status_code, error="the gateway answered with a body that is not JSON")
 
 
-def verdict(body: Any) -> bool | None:
-    """Whether an audit-trail verification answer says the trail is intact (None: it does not say)."""
-    if not isinstance(body, dict):
-        return None
-    for key in ("valid", "ok", "verified", "intact", "consistent"):
-        if isinstance(body.get(key), bool):
-            return bool(body[key])
-    if isinstance(body.get("status"), str):
-        return body["status"].lower() in ("ok", "valid", "verified", "intact")
-    return None
-
-
 # ------------------------------------------------------------------ payments
 @dataclass
 class Search:

@@ -390,7 +390,7 @@ async def audit(request: Request) -> Response:
         entries = [e for e in raw if isinstance(e, dict)]
     columns = list(dict.fromkeys(k for e in entries[:50] for k in e))[:9]
     return _page(request, "audit.html", title="Audit trail", active="audit", trail=trail, verify=verify,
-                 entries=entries, columns=columns, verdict=data.verdict(verify.data) if verify.ok else None)
+                 entries=entries, columns=columns, verdict=bool(verify.data.get("ok")) if verify.ok and isinstance(verify.data, dict) else None)
 
 
 @router.get("/exports")

@@ -198,13 +198,13 @@ def test_reconcile_consistent_then_a_difference(settle: Settle, live: Live) -> N
 
 
 def test_audit_verify_and_trail(settle: Settle, live: Live) -> None:
-    verified = settle("audit", "verify", key=live.auditor)
-    if verified.exit_code == 0:  # a gateway with the audit trail
-        assert isinstance(json.loads(verified.stdout), dict)
-        assert out(settle("audit", "trail", key=live.auditor)) is not None
-        return
-    assert "does not serve the audit trail yet" in one_line_error(verified)
-    assert "does not serve the audit trail yet" in one_line_error(settle("audit", "trail", key=live.auditor))
+    settle("fund", NY, "--currency", "USD", "--amount", "1.00", "--reference", "AUDIT-CLI", key=live.operator)
+    verified = out(settle("audit", "verify", key=live.auditor))
+    assert verified["ok"] is True and verified["rows"] >= 1 and verified["first_broken"] is None
+    trail = out(settle("audit", "trail", key=live.auditor))
+    items = trail["items"] if isinstance(trail, dict) else trail
+    assert any(e["action"] == "reserves.fund" for e in items)
+    assert "[AG01]" in one_line_error(settle("audit", "verify", key=live.bank(NY)))
 
 
 def test_credentials_file_and_key_errors(live: Live, tmp_path: Path) -> None:

@@ -213,7 +213,7 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
                 assert [e["uetr"] for e in env.events(receipt, name)] == [uetr]
 
         @rule(data=st.data(), items=st.lists(st.tuples(bank_ids, offsets, currencies, amounts, flag_sets,
-                                                       kinds), min_size=1, max_size=4))
+                                                       kinds), min_size=1, max_size=6))
         def batch(self, data, items) -> None:
             orders, sigs, rejected, settled, queued = [], [], [], [], []
             for debtor, offset, currency, amount, flags, kind in items:
@@ -234,12 +234,17 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
             assert [e["uetr"] for e in env.events(receipt, "PaymentQueued")] == queued
 
         @precondition(lambda self: any(s == QUEUED for s in self.model.status.values()))
-        @rule(data=st.data())
-        def settle_queued(self, data) -> None:
+        @rule(data=st.data(), top_up=st.booleans())
+        def settle_queued(self, data, top_up: bool) -> None:
             queued = sorted(u for u, s in self.model.status.items() if s == QUEUED)
             anything = sorted(self.model.status)
             uetrs = data.draw(st.lists(st.sampled_from(queued) | st.sampled_from(anything), min_size=1, max_size=5),
                               label="uetrs")
+            if top_up:  # liquidity arrives for the first queued one first (the operator funds the shortfall)
+                item = next((self.model.queue[u] for u in uetrs if self.model.status[u] == QUEUED), None)
+                short = item.amount - self.model.bal(item.debtor, item.currency) if item else 0
+                if short > 0:
+                    self.fund(item.debtor, item.currency, short)
             settled = []
             for u in uetrs:
                 item = self.model.queue.get(u)
