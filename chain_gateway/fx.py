@@ -277,7 +277,7 @@ def fx_batch_gas(n: int) -> int:
 
 
 def quote_used(client: LedgerClient, fx_contract: str, provider: str, quote_id: bytes,
-               block: int | str = "latest") -> int:
+               block: Any = "latest") -> int:
     """What the quote has paid out so far (Y minor units), read from FxSettlement."""
     raw = client.w3.eth.call({"to": to_checksum_address(fx_contract), "data": encode_call(
         "quoteUsed(address,bytes32)", ["address", "bytes32"], [to_checksum_address(provider), quote_id])}, block)
@@ -542,7 +542,7 @@ class FxService:
             raise QuoteRejected(f"quote {quote.quote_id_text} converts {quote.debit_currency} to "
                                 f"{quote.credit_currency}, not {fx.debit_currency} to {instruction.currency}")
         now = int(time.time())
-        if quote.expiry < now:
+        if quote.expiry <= now:
             raise Expired(f"quote {quote.quote_id_text} expired", quote_id=quote.quote_id_text, expiry=quote.expiry)
         amount = instruction.amount_minor()
         debit = debit_amount(amount, quote.rate)
@@ -697,7 +697,8 @@ class FxService:
             self._failed_attempt(ids, f"transaction {tx_hash} reverted", counted=True)
             return True
         outcomes = item_outcomes(receipt, self.client.ledger, self.client.decoder)
-        done, failed = [], []
+        done: list[int] = []
+        failed: list[int] = []
         for row in usable:
             outcome = outcomes.get(uuid.UUID(row.uetr).bytes)
             used = outcome.uetr_used if outcome else self.client.payment_status(uuid.UUID(row.uetr).bytes) != 0

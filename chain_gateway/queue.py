@@ -51,8 +51,9 @@ GRID_NONE, GRID_RESERVING, GRID_COMMITTED, GRID_RELEASED = 0, 1, 2, 3
 FLAG_URGENT = 2
 GRIDLOCK_COMMITTED_TOPIC = keccak(text="GridlockCommitted(bytes32,uint256,uint256)")
 GRIDLOCK_RELEASED_TOPIC = keccak(text="GridlockReleased(bytes32,bytes4,address,bytes3)")
-#: Head room under the 16,777,216 gas cap for a single settleGridlock (estimates move with state).
-SINGLE_TX_GAS = int(TX_GAS_CAP * 0.92)
+#: Most gas a single settleGridlock may be estimated at: the 16,777,216 cap less head room (the
+#: estimate is exact for the state it ran on; the chain may move a little before inclusion).
+SINGLE_TX_GAS = TX_GAS_CAP - 200_000
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class QueueService:
         self.mirror_wait = mirror_wait
         self.clock = clock
         self._pending: set[Account] = set()
+        self._unheld: set[str] = set()  # released from hold on-chain; the mirror may still say held
         self._lock = threading.Lock()
         self._resolve_lock = threading.Lock()
         self._wake = threading.Event()
@@ -190,6 +192,8 @@ class QueueService:
         view = self._own_queued(session, uetr, debtor_bic)
         tx = self._relay(lambda: self.client.set_hold(uuid.UUID(view.uetr).bytes, held), view.uetr)
         if not held:
+            with self._lock:
+                self._unheld.add(view.uetr)
             self._request([(view.debtor or "", view.currency or "")])  # a released payment may fit now
         return {"uetr": view.uetr, "status": "PDNG", "held": held, "tx_hash": tx}
 
@@ -229,7 +233,11 @@ class QueueService:
         if not wanted:
             return []
         with self.sessions() as session:
-            items = [i for i in self.items(session) if (i.debtor, i.currency) in wanted and not i.held]
+            queued = [i for i in self.items(session) if (i.debtor, i.currency) in wanted]
+        with self._lock:
+            unheld = set(self._unheld)
+            self._unheld -= {i.uetr for i in queued if not i.held}  # the mirror has caught up with those
+        items = [i for i in queued if not i.held or i.uetr in unheld]
         by_account: dict[Account, list[QueueItem]] = {}
         for item in items:  # already in queue order
             by_account.setdefault((item.debtor, item.currency), []).append(item)
@@ -334,7 +342,8 @@ class QueueService:
 
     def _settle(self, chosen: Sequence[lsm.QueuedPayment], report: ResolutionReport) -> None:
         uetrs = [uuid.UUID(str(p.key)).bytes for p in chosen]
-        single = None
+        single: int | None = None
+        access: list[dict[str, Any]] | None = None
         if len(uetrs) <= self.max_single:
             data = encode_call("settleGridlock(bytes16[])", ["bytes16[]"], [uetrs])
             try:
@@ -343,10 +352,15 @@ class QueueService:
                 report.rejected_reason = exc.error_name or exc.detail
                 log.warning("gridlock proposal refused on-chain (%s): nothing moved", report.rejected_reason)
                 return
+            if single > SINGLE_TX_GAS:  # an access list pre-warms the payments' slots: ~400 gas each
+                listed = self.client.access_list(data)
+                if listed is not None and listed[1] <= SINGLE_TX_GAS:
+                    access, single = listed
         if single is not None and single <= SINGLE_TX_GAS:
             report.path = "single"
             try:
-                receipt = self.client.settle_gridlock_exact(uetrs, gas=int(single * 1.15) + 50_000)
+                receipt = self.client.settle_gridlock_exact(uetrs, gas=min(int(single * 1.05) + 100_000, TX_GAS_CAP),
+                                                            access_list=access)
             except TransactionFailed as exc:
                 report.rejected_reason = exc.error_name or exc.detail
                 return
@@ -364,10 +378,12 @@ class QueueService:
         reserved = 0
         try:
             for start in range(0, len(uetrs), self.reserve_chunk):
-                receipt = self.client.reserve_gridlock(batch_id, uetrs[start:start + self.reserve_chunk])
+                chunk = uetrs[start:start + self.reserve_chunk]
+                gas = self._estimate(self.client.encode_reserve_gridlock(batch_id, chunk))
+                receipt = self.client.reserve_gridlock(batch_id, chunk, gas=gas)
                 report.tx_hashes.append(_hash(receipt))
                 report.gas_used += int(receipt["gasUsed"])
-                reserved += len(uetrs[start:start + self.reserve_chunk])
+                reserved += len(chunk)
         except TransactionFailed as exc:
             report.rejected_reason = exc.error_name or exc.detail
             log.warning("gridlock reservation failed (%s): releasing %d reserved payments", report.rejected_reason,
@@ -390,9 +406,22 @@ class QueueService:
 
     def _close(self, batch_id: bytes, uetrs: Sequence[bytes], report: ResolutionReport) -> None:
         for start in range(0, len(uetrs), self.close_chunk):
-            receipt = self.client.close_gridlock(batch_id, uetrs[start:start + self.close_chunk])
+            chunk = uetrs[start:start + self.close_chunk]
+            gas = self._estimate(self.client.encode_close_gridlock(batch_id, chunk))
+            receipt = self.client.close_gridlock(batch_id, chunk, gas=gas)
             report.tx_hashes.append(_hash(receipt))
             report.gas_used += int(receipt["gasUsed"])
+
+    def _estimate(self, data: bytes) -> int | None:
+        """The node's gas estimate with head room, or None (the client's budget applies) when the
+        node cannot estimate; a revert surfaces as TransactionFailed."""
+        try:
+            return int(self.client.estimate(data) * 1.2) + 50_000
+        except TransactionFailed:
+            raise
+        except Exception as exc:  # noqa: BLE001 - estimation is an optimisation only
+            log.debug("gas estimate unavailable: %s", exc)
+            return None
 
     @staticmethod
     def _settled(chosen: Sequence[lsm.QueuedPayment], report: ResolutionReport) -> None:

@@ -269,8 +269,10 @@ contract SettlementLedger is AccessControl, EIP712, Pausable, ISettlementLedger 
 
     /// @inheritdoc ISettlementLedger
     /// @dev One pass over the payments (each read once, one status write, one event), net positions
-    /// in memory ({NetPositions}), then one balance write per (participant, currency): ~15k gas per
-    /// payment, so 1,000 fit one transaction under the 16,777,216 gas cap.
+    /// in memory ({NetPositions}), then one balance write per (participant, currency). Measured:
+    /// ~16.8k gas per payment, ~16.4k with an EIP-2930 access list (the payments' four slots
+    /// pre-warmed), so 1,000 payments among a few banks fit the 16,777,216 gas cap; larger sets go
+    /// through {reserveGridlock} / {commitGridlock}.
     function settleGridlock(bytes16[] calldata uetrs) external onlyRole(OPERATOR_ROLE) whenNotPaused {
         NetPositions.Table memory t = _gatherGridlock(uetrs, STATUS_SETTLED);
         (bytes4 reason, uint256 k) = _checkNets(t);

@@ -53,11 +53,10 @@ T = TypeVar("T")
 
 #: Whole-transaction reverts that clear up by themselves: wait, do not count an attempt.
 TRANSIENT_REVERTS = frozenset({"EnforcedPause"})
-#: Gas given to a batch, as a multiple of LedgerClient.batch_gas. Measured on eth-tester:
-#: 44k per item in steady state, but 101k for a first payment to a fresh creditor and 112k
-#: for a queued item, against 90k budgeted (tests/contracts/test_settlement_ledger_gas.py
-#: xfails on it). Unused gas is not paid; an out-of-gas batch raises the factor further.
-DEFAULT_GAS_SCALE = 1.5
+#: Gas given to a batch, as a multiple of LedgerClient.batch_gas, whose per-item budget
+#: covers the measured worst case (a queued item). Unused gas is not paid; an out-of-gas
+#: batch raises the factor and is resent without counting an attempt.
+DEFAULT_GAS_SCALE = 1.0
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -40,25 +40,27 @@ library NetPositions {
     /// @return i The account's number (index into the value arrays). @return added True when new.
     function find(Table memory t, address participant, bytes3 currency) internal pure returns (uint256 i, bool added) {
         uint256 key = uint256(uint160(participant)) | (uint256(uint24(currency)) << 160);
-        uint256 mask = t.slots.length - 1;
-        // Addresses are keccak-derived, so their low bits already spread well: no hashing needed.
-        uint256 h = (key ^ (uint256(uint24(currency)) * 0x9E3779B1)) & mask;
-        while (true) {
-            uint256 entry = t.slots[h];
-            if (entry == 0) break;
-            // Cannot underflow: a used slot holds number + 1.
-            unchecked {
+        (uint256[] memory slots, uint256[] memory keys) = (t.slots, t.keys);
+        // Unchecked: slots.length is a power of two >= 2; h stays below it (masked); a used slot holds
+        // number + 1 >= 1; the multiplication is only a bit mixer (wrapping is harmless).
+        unchecked {
+            uint256 mask = slots.length - 1;
+            // Addresses are keccak-derived, so their low bits already spread well: no hashing needed.
+            uint256 h = (key ^ (uint256(uint24(currency)) * 0x9E3779B1)) & mask;
+            uint256 entry = slots[h];
+            while (entry != 0) {
                 i = entry - 1;
+                if (keys[i] == key) return (i, false);
+                h = (h + 1) & mask;
+                entry = slots[h];
             }
-            if (t.keys[i] == key) return (i, false);
-            h = (h + 1) & mask;
+            i = t.count;
+            if (i == keys.length) revert NetPositionsFull(i);
+            keys[i] = key;
+            t.count = i + 1;
+            slots[h] = i + 1;
+            return (i, true);
         }
-        i = t.count;
-        if (i == t.keys.length) revert NetPositionsFull(i);
-        t.keys[i] = key;
-        t.count = i + 1;
-        t.slots[h] = i + 1;
-        return (i, true);
     }
 
     /// @notice The account numbered `i`.

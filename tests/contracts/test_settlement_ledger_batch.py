@@ -109,7 +109,7 @@ def test_settle_batch_items_see_earlier_items_balances(client, make_bank, make_o
     assert [client.balance_of(x.address, "USD") for x in (a, b, c)] == [0, 0, 100]
 
 
-def test_settle_batch_empty_batch_emits_nothing(client, events):
+def test_settle_batch_empty_batch_emits_nothing(client):
     receipt = client.settle_batch([], [])
     assert receipt["status"] == 1
     assert receipt["logs"] == []

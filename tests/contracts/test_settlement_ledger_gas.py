@@ -12,10 +12,6 @@ import pytest
 from chain_gateway.ledger import GAS_BATCH_ITEM, GAS_SUBMIT, LedgerClient
 from chain_gateway.transactions import TransactionFailed
 
-BUDGET_BUG = ("LedgerClient gas budget too small for the worst case (chain_gateway/ledger.py "
-              "GAS_BATCH_ITEM / GAS_QUEUE_ITEM / GAS_GRIDLOCK_ITEM); reported to the lead")
-
-
 def test_submit_payment_gas_fits_client_budget_in_steady_state(client, make_bank, make_order):
     a, b = make_bank(funds={"USD": 10_000}), make_bank(funds={"USD": 1})
     warm_up, sig = make_order(a, b, 1)
@@ -46,7 +42,6 @@ def test_settle_batch_gas_per_item_fits_client_budget_in_steady_state(client, ma
     assert per_item < GAS_BATCH_ITEM, f"settleBatch used {per_item:.0f} gas per item"
 
 
-@pytest.mark.xfail(strict=True, raises=TransactionFailed, reason=BUDGET_BUG)
 def test_settle_batch_gas_fits_client_budget_for_fresh_creditors(client, make_bank, make_order):
     n = 20
     debtors = [make_bank(funds={"USD": 100}) for _ in range(n)]
@@ -56,7 +51,6 @@ def test_settle_batch_gas_fits_client_budget_for_fresh_creditors(client, make_ba
     assert all(client.payment_status(o.uetr) == 2 for o, _ in signed)
 
 
-@pytest.mark.xfail(strict=True, raises=TransactionFailed, reason=BUDGET_BUG)
 def test_settle_batch_gas_fits_client_budget_for_queued_items(client, make_bank, make_order):
     a, b = make_bank(), make_bank()
     signed = [make_order(a, b, 10, flags=1) for _ in range(5)]
@@ -64,7 +58,6 @@ def test_settle_batch_gas_fits_client_budget_for_queued_items(client, make_bank,
     assert all(client.payment_status(o.uetr) == 1 for o, _ in signed)
 
 
-@pytest.mark.xfail(strict=True, raises=TransactionFailed, reason=BUDGET_BUG)
 def test_settle_queued_gas_fits_client_budget_for_fresh_creditors(client, make_bank, queue_payment):
     n = 10
     debtors = [make_bank() for _ in range(n)]
@@ -82,7 +75,6 @@ def test_settle_gridlock_gas_fits_client_budget_for_a_b_c_a_cycle(client: Ledger
     assert all(client.payment_status(o.uetr) == 2 for o in cycle)
 
 
-@pytest.mark.xfail(strict=True, raises=TransactionFailed, reason=BUDGET_BUG)
 def test_settle_gridlock_gas_fits_client_budget_for_ten_bank_ring(client: LedgerClient, make_bank, queue_payment):
     # bank i pays bank i+1 (1000 + i): every bank but the first is 1 short, and no bank has
     # paid anything today yet (fresh outflow counters): ~50k gas per payment

@@ -17,7 +17,8 @@ from chain_gateway.fx import (FxOrder, FxQuote, debit_amount, deploy_fx_settleme
 from chain_gateway.ledger import ROLE_BANK, ROLE_FX_PROVIDER, LedgerClient
 from chain_gateway.outbox.receipts import item_outcomes
 from tests.contracts.conftest import (call_as, contracts, events, latest_timestamp, own_sender,  # noqa: F401
-                                     reverts, stranger)
+                                     queue_payment, reverts, stranger)
+from tests.queue.conftest import queue_env, template_db, wait_for  # noqa: F401
 
 RATE = 10**18  # scale of a rate: 1 Y minor unit per X minor unit
 

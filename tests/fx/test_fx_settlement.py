@@ -251,3 +251,9 @@ def test_fx_batch_reverts_whole_while_paused(fx_env, make_bank, make_provider):
     assert info.value.error_name == "EnforcedPause"
     fx_env.client.unpause()
     assert fx_env.client.payment_status(order.uetr) == 0
+
+
+def test_fx_contract_is_found_from_the_ledgers_role_grants(fx_env):
+    from chain_gateway.fx import ensure_fx_settlement, find_fx_settlement
+    assert find_fx_settlement(fx_env.client) == fx_env.fx
+    assert ensure_fx_settlement(fx_env.client) == fx_env.fx  # found: nothing deployed again

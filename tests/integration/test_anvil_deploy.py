@@ -157,7 +157,7 @@ def test_anvil_zero_gas_price_lets_key_without_eth_transact(settings, tmp_path, 
     assert w3.eth.get_balance(debtor.address) == 0
 
 
-def test_anvil_stop_leaves_no_process(settings, tmp_path):
+def test_anvil_stop_leaves_no_process(settings):
     anvil = AnvilProcess(anvil_binary(settings.project_root), port=None, state_file=None, state_interval=1)
     pid = anvil.pid
     assert pid is not None and not _gone(pid)
