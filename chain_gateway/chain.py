@@ -142,8 +142,14 @@ class AnvilProcess:
 
 
 def make_web3(url: str, timeout: float = 10.0) -> Web3:
-    """A Web3 for a JSON-RPC URL, tolerant of QBFT's long extraData."""
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    """A Web3 for a JSON-RPC URL, tolerant of QBFT's long extraData.
+
+    web3's own retries are off: by default it tries an idempotent call five times with
+    backoff, so one unreachable node held a request for about 5 x timeout + 2 s (7 s at a 1 s
+    timeout) before anyone heard of it. The callers that should retry do so themselves (the
+    submitter's ``with_retry``, the indexer's loop); a request handler answers 503 at once.
+    """
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None))
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
     return w3
 

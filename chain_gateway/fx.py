@@ -375,7 +375,7 @@ class FxQuoteRecord(Base):
                        int(self.rate), int(self.capacity), int(self.expiry))
 
 
-FX_PENDING, FX_SENT, FX_DONE, FX_FAILED = "PENDING", "SENT", "DONE", "FAILED"
+FX_PENDING, FX_SENT, FX_DONE, FX_FAILED, FX_HELD = "PENDING", "SENT", "DONE", "FAILED", "HELD"
 
 
 class FxPaymentEntry(Base):
@@ -592,7 +592,7 @@ class FxService:
                                     "costs; cross-currency payments never queue", uetr=uetr)
         from chain_gateway.payments import Parties
 
-        ctx.risk_check(session, instruction, Parties(order.debtor, order.creditor))
+        decision = ctx.risk_check(session, instruction, Parties(order.debtor, order.creditor))  # raises to reject
         if signature is not None:
             verify_fx_order(order, signature, self.chain_id, self.fx_contract)
             signed_by = "bank"
@@ -605,15 +605,33 @@ class FxService:
             signed_by = "gateway"
         intake = PaymentIntake(
             uetr=uetr, debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
-            currency=instruction.currency, amount=instruction.amount, amount_minor=Decimal(order.amount),
+            currency=instruction.currency, amount=instruction.amount, amount_minor=order.amount,
             instruction_hash=digest_hex, canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
             message_type=instruction.message_type, message_id=instruction.message_id,
             end_to_end_id=instruction.end_to_end_id, flags=instruction.order_flags(), deadline=order.deadline,
             signed_by=signed_by)
         session.add(intake)
         session.flush()
-        enqueue_fx(session, order, signature)
+        entry = enqueue_fx(session, order, signature)
+        if decision is not None and getattr(decision, "action", None) == "hold":
+            entry.state = FX_HELD  # waits for the operator, like a held outbox row; the submitter skips it
         return Acceptance(intake=intake, created=True, order=None, signature=signature)
+
+    def release_held(self, session: Session, uetr: str) -> bool:
+        """A risk hold lifted: the held FX order goes to the chain. False if `uetr` is no held FX order."""
+        row = session.scalars(select(FxPaymentEntry).where(FxPaymentEntry.uetr == uetr)).first()
+        if row is None or row.state != FX_HELD:
+            return False
+        row.state = FX_PENDING
+        return True
+
+    def reject_held(self, session: Session, uetr: str) -> bool:
+        """A risk hold turned into a rejection: the held FX order is never sent."""
+        row = session.scalars(select(FxPaymentEntry).where(FxPaymentEntry.uetr == uetr)).first()
+        if row is None or row.state != FX_HELD:
+            return False
+        row.state, row.last_error = FX_FAILED, "rejected by the operator (risk hold)"
+        return True
 
     # ---------------------------------------------------------------- submitter
     def start(self, *, recover_first: bool = True) -> None:

@@ -20,6 +20,8 @@ from chain_gateway.deploy import ensure_deployment, roles_for
 from chain_gateway.ledger import ROLE_BANK, Deployment, LedgerClient
 from chain_gateway.signing import PaymentOrder, sign_order
 from chain_gateway.transactions import TxSender
+from tests.live import Live, start_live
+from tests.postgres import postgres_server  # noqa: F401 - one private PostgreSQL server per session
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -103,3 +105,10 @@ def make_order(chain: ChainHandle, deployment: Deployment) -> Callable[..., tupl
         key = (signer or debtor.account).key
         return order, sign_order(key, order, chain_id or chain.chain_id, ledger or deployment.ledger)
     return _order
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """One real gateway over HTTP for the whole session (e2e, CLI and risk suites)."""
+    with start_live(tmp_path_factory.mktemp("gateway")) as gateway:
+        yield gateway

@@ -7,7 +7,7 @@ full_page_writes: a test database is thrown away). Each test gets its own databa
 from a migrated template in a few milliseconds (``PostgresServer.create_database``). The
 server is stopped (``pg_ctl stop -m fast``) and its folder removed at session end.
 
-Import the fixture in a conftest: ``from tests.postgres import postgres_server``.
+The fixture `postgres_server` is registered once, in tests/conftest.py.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -25,13 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.live import free_port
+
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PostgresServer:
@@ -39,7 +34,7 @@ class PostgresServer:
 
     def __init__(self, bin_dir: Path = PG_BIN, *, durable: bool = False) -> None:
         self.bin_dir = bin_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"

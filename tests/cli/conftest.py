@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from chain_gateway.cli import app
-from tests.e2e.conftest import Live, live  # noqa: F401 - the fixture, shared with the e2e tests
+from tests.live import Live
 
 # The CLI's own environment variables must not leak in from the developer's shell.
 CLEAN_ENV = {name: None for name in ("SETTLE_GATEWAY", "SETTLE_API_KEY", "SETTLE_CREDENTIALS", "SETTLE_AS",
@@ -24,7 +24,7 @@ def invoke(*args: str, env: dict[str, str | None] | None = None, input: str | No
 
 
 @pytest.fixture
-def settle(live: Live) -> Settle:  # noqa: F811 - the imported fixture
+def settle(live: Live) -> Settle:
     """settle(*args, key=..., json=True): the CLI against the live gateway."""
     def _run(*args: str, key: str | None = None, as_json: bool = True, **kw: Any) -> Result:
         base = ["--gateway", live.url]

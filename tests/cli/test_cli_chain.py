@@ -14,7 +14,7 @@ from chain_gateway.config import PROJECT_ROOT
 from chain_gateway.db import make_engine
 from chain_gateway.mirror.models import Payment, StatementLine
 from tests.cli.conftest import invoke, one_line_error, out
-from tests.e2e.conftest import Live
+from tests.live import Live
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from chain_gateway.mirror.models import Balance
 from tests.cli.conftest import Settle, invoke, one_line_error, out
-from tests.e2e.conftest import Live
+from tests.live import Live
 
 NY, FR, LDN, TYO = "DEMOUS33XXX", "DEMODEFFXXX", "DEMOGB2LXXX", "DEMOJPJTXXX"
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "pacs008-demo.xml"

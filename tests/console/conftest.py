@@ -2,10 +2,8 @@
 driven by Playwright) to look at it. Screenshots go to test-artifacts/console/."""
 from __future__ import annotations
 
+import os
 import shutil
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,14 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from api import console
-from api.app import create_app
-from api.run import bootstrap
-from chain_gateway.config import get_settings
 from chain_gateway.runtime import Gateway
+from tests.live import start_live
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "console"
@@ -29,13 +22,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                   "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 NY, FR, LDN = "DEMOUS33XXX", "DEMODEFFXXX", "DEMOGB2LXXX"
-
-
-def with_console(app: FastAPI) -> FastAPI:
-    """The app as the lead wires it: the console router, unless create_app mounts it already."""
-    if not any(getattr(r, "path", "").startswith("/console") for r in app.routes):
-        app.include_router(console.router)
-    return app
 
 
 @dataclass
@@ -57,12 +43,6 @@ class ConsoleLive:
         return str(self.creds["banks"][bic])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pay(client: httpx.Client, creditor: str, currency: str, amount: str, **more: Any) -> dict[str, Any]:
     r = client.post("/v1/payments", json={"uetr": str(uuid.uuid4()), "creditor_agent": creditor,
                                           "currency": currency, "amount": amount, **more},
@@ -73,25 +53,9 @@ def _pay(client: httpx.Client, creditor: str, currency: str, amount: str, **more
 
 @pytest.fixture(scope="session")
 def console_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleLive]:
-    data = tmp_path_factory.mktemp("console-gateway")
-    port = _free_port()
-    settings = get_settings(environment="test", chain="anvil", data_dir=data, deployments_dir=data / "deployments",
-                            port=port)
-    gateway = Gateway(settings)
-    gateway.start()
-    creds: dict[str, Any] | None = bootstrap(gateway, settings)
-    assert creds is not None
-    server = uvicorn.Server(uvicorn.Config(with_console(create_app(settings, gateway)), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {creds['banks'][NY]}"}, timeout=30) as ny, \
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {creds['banks'][FR]}"}, timeout=30) as fr:
+    """A gateway of its own, seeded with known payments the pages are checked against."""
+    with start_live(tmp_path_factory.mktemp("console-gateway")) as live:
+        with live.client(live.bank(NY)) as ny, live.client(live.bank(FR)) as fr:
             payments = {
                 "invoice": _pay(ny, FR, "USD", "1250.75", end_to_end_id="INV-2026-001",
                                 remittance_info="Invoice 2026-001"),
@@ -99,19 +63,16 @@ def console_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleLi
                 "back": _pay(fr, NY, "USD", "75.25", end_to_end_id="REFUND-7"),
                 "eur": _pay(ny, FR, "EUR", "999.99", end_to_end_id="INV-EUR-1"),
             }
-        yield ConsoleLive(url=url, creds=creds, gateway=gateway, payments=payments)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        gateway.stop()
+        yield ConsoleLive(url=live.url, creds=live.creds, gateway=live.gateway, payments=payments)
 
 
 @pytest.fixture(scope="session")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A fresh headless Chromium profile (Debian's /usr/bin/chromium; never Playwright's download)."""
     if not CHROMIUM.is_file():
-        pytest.skip("Chromium is not installed: run scripts/install-browser.sh")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        # CI installs it (make test -> scripts/install-browser.sh): missing there is a failure
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("Chromium is not installed: run scripts/install-browser.sh")
+    from playwright import sync_api
     profile = tmp_path_factory.mktemp("chromium-profile")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from chain_gateway.ledger import GAS_BATCH_ITEM, GAS_SUBMIT, LedgerClient
-from chain_gateway.transactions import TransactionFailed
 
 def test_submit_payment_gas_fits_client_budget_in_steady_state(client, make_bank, make_order):
     a, b = make_bank(funds={"USD": 10_000}), make_bank(funds={"USD": 1})

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Live, wait_status
+from tests.live import Live, wait_status
 
 NY, FR, LN = "DEMOUS33XXX", "DEMODEFFXXX", "DEMOGB2LXXX"
 

@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.e2e.conftest import Live
+from tests.live import Live
 
 EXAMPLES_PER_OPERATION = 12
 

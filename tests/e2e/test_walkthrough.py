@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from tests.e2e.conftest import Live, wait_status
+from tests.live import Live, wait_status
 
 NY, FR = "DEMOUS33XXX", "DEMODEFFXXX"
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "pacs008-demo.xml"

@@ -28,7 +28,7 @@ from chain_gateway.mirror.writer import uetr_text
 from chain_gateway.reconcile import reconcile
 from chain_gateway.signing import FLAG_QUEUE, PaymentOrder, sign_order
 from chain_gateway.transactions import TxSender
-from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
+from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.anvil
 

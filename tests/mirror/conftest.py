@@ -17,7 +17,7 @@ from chain_gateway.indexer import Indexer
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.mirror.schema import upgrade_database
 from tests.mirror.scenario import Scenario, run_scenario, run_small_scenario
-from tests.postgres import PostgresServer, postgres_server  # noqa: F401 - the fixture, re-exported
+from tests.postgres import PostgresServer
 
 TEMPLATE_DB = "mirror_template"
 

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from chain_gateway.db import Base, make_engine, make_session_factory
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.outbox import Submitter
-from tests.postgres import postgres_server  # noqa: F401 - the fixture, for any_db
 
 FUNDS = 10**12
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import Live, live, wait_status  # noqa: F401 - `live` is the session fixture
+from tests.live import Live, wait_status
 
 NY, FR = "DEMOUS33XXX", "DEMODEFFXXX"
 
