@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
+import requests
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,6 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chain_gateway import errors as e
 
 log = logging.getLogger("api")
+# What the node's HTTP clients raise when it cannot be reached (web3: requests; the indexer's
+# source: httpx): refused, reset, timed out. Handlers reading the chain meet these first.
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (requests.ConnectionError, requests.Timeout,
+                                                       httpx.TransportError, ConnectionError, TimeoutError)
 PROBLEM = "application/problem+json"
 
 _STATUS: list[tuple[type[e.GatewayError], int]] = [
@@ -73,6 +79,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.GatewayError)
     async def _domain(request: Request, exc: e.GatewayError) -> JSONResponse:
         status = status_for(exc)
+        if status == 500 and chain_unreachable(exc):
+            log.warning("chain unreachable on %s %s: %r", request.method, request.url.path, exc)
+            return problem(503, "Chain unavailable", "the chain node does not answer; retry shortly",
+                           headers={"Retry-After": "5"})
         if status == 500:
             log.error("unmapped gateway error on %s %s: %r", request.method, request.url.path, exc)
             return problem(500, "Internal error", "the gateway failed; the request had no effect")
@@ -101,7 +111,34 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, titles.get(exc.status_code, "HTTP error"), str(exc.detail),
                        headers=getattr(exc, "headers", None))
 
+    async def _chain_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("chain unreachable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(503, "Chain unavailable", "the chain node does not answer; retry shortly",
+                       headers={"Retry-After": "5"})
+
+    for transport_error in _TRANSPORT_ERRORS:  # handled here, not re-raised to the server's error log
+        app.add_exception_handler(transport_error, _chain_down)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if chain_unreachable(exc):
+            # A read the handler needed from the node failed in transport: the gateway is
+            # degraded, not broken, and nothing was written (chain reads precede any write).
+            log.warning("chain unreachable on %s %s: %s", request.method, request.url.path, exc)
+            return problem(503, "Chain unavailable", "the chain node does not answer; retry shortly",
+                           headers={"Retry-After": "5"})
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "Internal error", "the gateway failed; the request had no effect")
+
+
+def chain_unreachable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) is a transport failure talking to the chain node:
+    refused, reset, timed out (web3 raises requests' errors, the indexer's source httpx's)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (*_TRANSPORT_ERRORS, e.ChainUnavailable)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

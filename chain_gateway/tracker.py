@@ -101,10 +101,11 @@ def _compose(intake: PaymentIntake | None, outbox: OutboxEntry | None, chain: mi
     if intake is not None:
         debtor, creditor, currency = intake.debtor_agent, intake.creditor_agent, intake.currency
         amount = str(Decimal(intake.amount).quantize(from_minor(currency, 1)))
-    else:
-        assert chain is not None
+    elif chain is not None:
         debtor, creditor, currency = chain.debtor_bic or "", chain.creditor_bic or "", chain.currency or ""
         amount = str(from_minor(currency, chain.amount or 0)) if currency else "0"
+    else:  # unreachable: the first line returned
+        return None
     return TrackerView(
         uetr=(intake.uetr if intake else chain.uetr),  # type: ignore[union-attr]
         status=status, reason_code=reason, debtor_agent=debtor, creditor_agent=creditor, currency=currency,

@@ -7,6 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Bank, GatewayDep, PrincipalDep, SessionDep, ensure_can_see
 from api.errors import HttpProblem
@@ -54,12 +55,21 @@ def _prefer_wait(request: Request) -> float | None:
     return None
 
 
+# The two POST handlers are `async` only to read the raw body; everything after it (chain
+# reads, signing, SQL, `Prefer: wait`) blocks, so it runs in the thread pool. Run on the event
+# loop, one payment waiting on a slow or unreachable node stalled every other request,
+# /healthz included, and `Prefer: wait=N` held the whole server for N seconds.
 @router.post("/v1/payments/prepare", response_model=PrepareResult, openapi_extra=_PAYMENT_BODY)
 async def prepare(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank) -> PrepareResult:
     if _media_type(request) != "application/json":
         raise HttpProblem(415, "Unsupported media type", "prepare takes a JSON payment body")
-    req = parse_payment_request(await request.body())
-    instruction = instruction_from_request(req, principal.bic or "", directory=gateway.directory)
+    body = await request.body()
+    return await run_in_threadpool(_prepare, gateway, principal.bic or "", body)
+
+
+def _prepare(gateway: GatewayDep, bic: str, body: bytes) -> PrepareResult:
+    req = parse_payment_request(body)
+    instruction = instruction_from_request(req, bic, directory=gateway.directory)
     deadline = int(req.deadline.timestamp()) if req.deadline else None
     return PrepareResult(**intake.prepare(gateway.intake_context(), instruction, deadline))
 
@@ -67,8 +77,12 @@ async def prepare(request: Request, gateway: GatewayDep, session: SessionDep, pr
 @router.post("/v1/payments", response_model=PaymentPublic, status_code=202,
              responses={200: {"model": PaymentPublic}, 201: {"model": PaymentPublic}}, openapi_extra=_PAYMENT_BODY)
 async def submit(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank) -> Response:
-    media = _media_type(request)
     body = await request.body()
+    return await run_in_threadpool(_submit, request, gateway, session, principal, body)
+
+
+def _submit(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank, body: bytes) -> Response:
+    media = _media_type(request)
     ctx = gateway.intake_context()
     if media == "application/json":
         req = parse_payment_request(body)

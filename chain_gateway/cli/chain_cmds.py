@@ -209,8 +209,7 @@ def bench(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     with subprocess.Popen([sys.executable, "-m", module, *(args or [])], stdout=subprocess.PIPE, cwd=root, env=env,
                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1) as proc:
-        assert proc.stdout is not None  # noqa: S101 - PIPE was asked for
-        for line in proc.stdout:  # streamed, so a long benchmark shows its progress
+        for line in proc.stdout or ():  # streamed, so a long benchmark shows its progress
             typer.echo(line, nl=False)
         code = proc.wait()
     if code != 0:
