@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     rpc_url: str | None = Field(default=None, description="JSON-RPC URL when chain == 'rpc'")
     anvil_port: int | None = Field(default=None, description="fixed port for the managed anvil; free port if unset")
     anvil_state_interval: int = 1
-    deployment_name: str = "local"
+    deployment_name: str = "run"  # make run's own chain; scripts/deploy defaults to "local"
     deployments_dir: Path = PROJECT_ROOT / "deployments"
     deployer_private_key: SecretStr | None = None
     relayer_private_key: SecretStr | None = None

@@ -82,13 +82,68 @@ class Gateway:
         self.engine = make_engine(url)
         self.sessions = make_session_factory(self.engine)
         self.indexer = Indexer(self.client, self.sessions, confirmation_depth=s.confirmation_depth,
-                               hooks=[self.changes.notify])
+                               hooks=[self.changes.notify, self._after_reorg])
         self.submitter = Submitter(self.sessions, self.client)
         if background:
             self.indexer.sync_once()
+            self.resend_lost()  # a fork (or a node restored from an older state) while we were down
             self._spawn("indexer", lambda: self.indexer.run_forever(self._stop, poll_interval=0.05))
             self.submitter.start()
         self.started = True
+
+    def _after_reorg(self, update: Any) -> None:
+        """Indexer hook: after a rewind, our transactions in the dropped blocks are gone."""
+        if not getattr(update, "reorg", False):
+            return
+        client = self.require_client()
+        for sender in (client.operator, client.relayer):
+            if sender is not None:
+                sender.resync_nonce()  # the fork took our nonces back: a stale counter leaves a gap
+        try:
+            self.resend_lost(update.uetrs)
+        except Exception:  # noqa: BLE001 - start() checks again; a hook must not stop the indexer
+            log.exception("after a reorg: re-checking the outbox failed")
+
+    def resend_lost(self, uetrs: Any = None) -> list[str]:
+        """Outbox rows marked DONE whose UETR the chain no longer has go back to PENDING.
+
+        DONE means "the chain has the UETR" when the receipt came; a reorganisation, or a node
+        restored from an older state (anvil killed between two state saves), can take the
+        block back, and nothing would ever send the order again: the payment would sit in
+        ACSP for good. Checks the given UETRs (a rewind's), or every DONE row the mirror has
+        no payment for (at start-up, after the first sync). Resending cannot pay twice: the
+        chain takes a UETR once. Returns the UETRs sent again."""
+        import uuid
+
+        from sqlalchemy import select, update
+
+        from chain_gateway.db import transaction, utcnow
+        from chain_gateway.mirror.models import Payment
+        from chain_gateway.outbox.models import OutboxEntry
+
+        client = self.require_client()
+        with transaction(self.require_sessions()) as session:
+            query = select(OutboxEntry.uetr).where(OutboxEntry.state == OutboxState.DONE)
+            if uetrs is None:
+                query = query.where(OutboxEntry.uetr.not_in(select(Payment.uetr)))
+            else:
+                query = query.where(OutboxEntry.uetr.in_(sorted(uetrs)))
+            candidates = list(session.scalars(query))
+        if not candidates:
+            return []
+        statuses = client.statuses([uuid.UUID(u).bytes for u in candidates])
+        lost = [u for u, status in zip(candidates, statuses, strict=True) if status == 0]
+        if lost:
+            with transaction(self.require_sessions()) as session:
+                session.execute(update(OutboxEntry).where(OutboxEntry.uetr.in_(lost),
+                                                          OutboxEntry.state == OutboxState.DONE)
+                                .values(state=OutboxState.PENDING, updated_at=utcnow(),
+                                        last_error="the chain lost the block that carried it (reorganisation); "
+                                                   "sent again"))
+            log.warning("%d payments were dropped by a chain reorganisation; sending them again", len(lost))
+            if self.submitter is not None:
+                self.submitter.notify()
+        return lost
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
