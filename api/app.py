@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from api import console, errors
 from api.deps import RateLimiter
 from api.metrics import BodyLimitMiddleware, Metrics, MetricsMiddleware
-from api.routes import accounts, audit, participants, payments, risk, system
+from api.routes import accounts, audit, fx, participants, payments, queue, risk, system
 from chain_gateway.config import Settings
 from chain_gateway.runtime import Gateway
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     errors.install(app)
     for router in (system.router, participants.router, payments.router, accounts.router, audit.router,
-                   risk.router):
+                   risk.router, fx.router, queue.router):
         app.include_router(router)
     app.include_router(console.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)

@@ -120,6 +120,8 @@ class PrepareResult(BaseModel):
     digest: str
     deadline: int
     typed_data: dict[str, Any]
+    debit_currency: str | None = None  # cross-currency: what the debtor pays, at most
+    debit_amount: str | None = None
 
 
 class Health(BaseModel):

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         default_factory=lambda: ["USD", "EUR", "GBP", "JPY", "CHF", "SGD", "HKD", "AUD", "CAD", "CNY", "BHD", "KWD", "INR"]
     )
 
+    # --- queue and gridlock ----------------------------------------------------------
+    gridlock_time_limit_seconds: float = 10.0
+    gridlock_stuck_seconds: float | None = Field(default=60.0, description="auto-resolve a stuck queue; None: off")
+
     # --- risk (docs/risk.md) ------------------------------------------------------
     watchlist_path: Path | None = Field(default=None, description="watch-list file (CSV or JSON Lines)")
     watchlist_check_interval_ms: int = 1000

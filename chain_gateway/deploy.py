@@ -27,7 +27,22 @@ from chain_gateway.transactions import TxSender, encode_call
 OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 RELAYER_ROLE = keccak(text="RELAYER_ROLE")
 REGISTRAR_ROLE = keccak(text="REGISTRAR_ROLE")
+FX_SETTLER_ROLE = keccak(text="FX_SETTLER_ROLE")
 GAS_DEPLOY = 6_000_000
+GAS_DEPLOY_FX = 3_000_000
+
+
+def deploy_fx_contract(sender: TxSender, ledger: str) -> str:
+    """Deploy FxSettlement for `ledger` and grant it FX_SETTLER_ROLE (the sender must be admin)."""
+    from eth_abi import encode as abi_encode
+
+    artifact = compile_contracts()["FxSettlement"]
+    receipt = sender.transact(None, bytes.fromhex(artifact.bytecode[2:]) + abi_encode(["address"], [ledger]),
+                              gas=GAS_DEPLOY_FX)
+    address = to_checksum_address(receipt["contractAddress"])
+    sender.transact(ledger, encode_call("grantRole(bytes32,address)", ["bytes32", "address"],
+                                        [FX_SETTLER_ROLE, address]), gas=120_000)
+    return address
 
 
 def deploy(w3: Web3, deployer: LocalAccount, relayers: list[str], *, name: str, rpc_url: str | None,
@@ -48,11 +63,14 @@ def deploy(w3: Web3, deployer: LocalAccount, relayers: list[str], *, name: str, 
     for relayer in relayers:
         sender.transact(ledger, encode_call("grantRole(bytes32,address)", ["bytes32", "address"],
                                             [RELAYER_ROLE, relayer]), gas=120_000)
+    fx_settlement = deploy_fx_contract(sender, ledger)
     return Deployment(
         name=name, chain_id=int(w3.eth.chain_id), rpc_url=rpc_url, registry=registry, ledger=ledger,
         deploy_block=deploy_block, compiler_version=led_art.compiler_version, source_hash=led_art.source_hash,
-        abi={"ParticipantRegistry": reg_art.abi, "SettlementLedger": led_art.abi},
+        abi={"ParticipantRegistry": reg_art.abi, "SettlementLedger": led_art.abi,
+             "FxSettlement": artifacts["FxSettlement"].abi},
         operator=to_checksum_address(deployer.address), relayers=[to_checksum_address(r) for r in relayers],
+        fx_settlement=fx_settlement,
     )
 
 
@@ -169,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deployment '{deployment.name}' on chain {deployment.chain_id} ({args.rpc_url})")
         print(f"  ParticipantRegistry {deployment.registry}")
         print(f"  SettlementLedger    {deployment.ledger}  (deploy block {deployment.deploy_block})")
+        print(f"  FxSettlement        {deployment.fx_settlement}")
         print(f"  manifest            {settings.deployment_file}")
         if args.bootstrap:
             roles = roles_for(settings, chain)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
 import threading
@@ -80,7 +79,6 @@ ROLE_GRANTED_TOPIC = keccak(text="RoleGranted(bytes32,address,address)")
 _DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _QUOTE_ID = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _RATE = re.compile(r"[0-9]{1,78}")
-GAS_DEPLOY_FX = 3_000_000
 GAS_FX_BASE = 80_000
 GAS_FX_ITEM = 160_000  # two signature recoveries, the ledger call, four balance writes (fresh slots worst)
 MAX_QUOTE_SECONDS = 7 * 24 * 3600
@@ -286,52 +284,17 @@ def quote_used(client: LedgerClient, fx_contract: str, provider: str, quote_id: 
 
 # ------------------------------------------------------------------ the FxSettlement contract
 def fx_artifact() -> Artifact:
-    """FxSettlement's compiled artifact: from the toolchain once its DEPLOYABLES list it, else
-    compiled here with the toolchain's settings and cached under build/ by source hash."""
-    artifacts = compile_contracts()
-    if FX_CONTRACT in artifacts:
-        return artifacts[FX_CONTRACT]
-    from chain_gateway import toolchain  # its helpers: same sources, settings and compiler
-
-    root = toolchain.PROJECT_ROOT
-    sources = toolchain.collect_sources(root)
-    digest = toolchain._source_hash(sources)  # noqa: SLF001 - same cache key as the toolchain's
-    cache = root / "build" / "fx_artifact.json"
-    if cache.is_file():
-        cached = json.loads(cache.read_text())
-        if cached.get("source_hash") == digest:
-            return Artifact(**cached["artifact"])
-    import solcx
-
-    binary = toolchain._compiler(root)  # noqa: SLF001
-    try:
-        output = solcx.compile_standard(toolchain._standard_input(sources), solc_binary=binary,  # noqa: SLF001
-                                        base_path=str(root), allow_paths=[str(root)])
-    except solcx.exceptions.SolcError as exc:
-        raise ToolchainError("Solidity compilation failed: " + str(exc).split("> command")[0].strip()) from exc
-    data = output["contracts"]["contracts/FxSettlement.sol"][FX_CONTRACT]
-    artifact = Artifact(name=FX_CONTRACT, abi=data["abi"], bytecode="0x" + data["evm"]["bytecode"]["object"],
-                        deployed_bytecode="0x" + data["evm"]["deployedBytecode"]["object"], source_hash=digest,
-                        compiler_version=toolchain.SOLC_VERSION)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"source_hash": digest, "artifact": artifact.__dict__}))
-    tmp.replace(cache)
-    return artifact
+    """FxSettlement's compiled artifact (the toolchain builds it with the other deployables)."""
+    return compile_contracts()[FX_CONTRACT]
 
 
 def deploy_fx_settlement(client: LedgerClient) -> str:
     """Deploy FxSettlement for the client's ledger and grant it FX_SETTLER_ROLE (operator key)."""
-    operator = client.operator
-    if operator is None:
+    from chain_gateway.deploy import deploy_fx_contract  # deploy imports this module's neighbours
+
+    if client.operator is None:
         raise ToolchainError("deploying FxSettlement needs the operator key")
-    artifact = fx_artifact()
-    receipt = operator.transact(None, bytes.fromhex(artifact.bytecode[2:]) + abi_encode(["address"], [client.ledger]),
-                                gas=GAS_DEPLOY_FX)
-    address = to_checksum_address(receipt["contractAddress"])
-    operator.transact(client.ledger, encode_call("grantRole(bytes32,address)", ["bytes32", "address"],
-                                                 [FX_SETTLER_ROLE, address]), gas=120_000)
-    return address
+    return deploy_fx_contract(client.operator, client.ledger)
 
 
 def find_fx_settlement(client: LedgerClient) -> str | None:
@@ -348,7 +311,11 @@ def find_fx_settlement(client: LedgerClient) -> str | None:
 
 
 def ensure_fx_settlement(client: LedgerClient) -> str:
-    """The ledger's FxSettlement, deployed (and granted its role) when there is none."""
+    """The ledger's FxSettlement: the manifest's while it holds its role, else the latest grantee,
+    else a fresh one (deployed and granted its role)."""
+    known = client.deployment.fx_settlement
+    if known is not None and client.has_role(client.ledger, FX_SETTLER_ROLE, known):
+        return to_checksum_address(known)
     return find_fx_settlement(client) or deploy_fx_settlement(client)
 
 

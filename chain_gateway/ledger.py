@@ -55,6 +55,7 @@ class Deployment:
     operator: str
     relayers: list[str] = field(default_factory=list)
     participants: dict[str, str] = field(default_factory=dict)  # BIC11 -> address (demo bootstrap)
+    fx_settlement: str | None = None  # FxSettlement (payment-versus-payment), granted FX_SETTLER_ROLE
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

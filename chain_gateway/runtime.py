@@ -21,7 +21,9 @@ from chain_gateway.deploy import bootstrap_demo, ensure_deployment, roles_for
 from chain_gateway.directory import ChainDirectory
 from chain_gateway.keys import KeyStore
 from chain_gateway.ledger import Deployment, LedgerClient
+from chain_gateway.fx import FxService, ensure_fx_settlement
 from chain_gateway.outbox.models import OutboxState
+from chain_gateway.queue import QueueService
 from chain_gateway.payments import IntakeContext, _no_risk_check
 from chain_gateway.risk.config import RiskConfig
 from chain_gateway.risk.engine import RiskEngine
@@ -49,6 +51,8 @@ class Gateway:
         self.risk_engine: RiskEngine | None = None
         self.indexer: Any = None
         self.submitter: Any = None
+        self.fx: FxService | None = None
+        self.queue: QueueService | None = None
         self._stop = threading.Event()
         self.changes = ChangeSignal()
         self._paused_cache: tuple[float, bool] | None = None
@@ -81,14 +85,19 @@ class Gateway:
         upgrade_database(url)
         self.engine = make_engine(url)
         self.sessions = make_session_factory(self.engine)
+        self.fx = FxService(self.client, self.sessions, ensure_fx_settlement(self.client))
+        self.queue = QueueService(self.client, self.sessions, time_limit=s.gridlock_time_limit_seconds,
+                                  stuck_seconds=s.gridlock_stuck_seconds)
         self.indexer = Indexer(self.client, self.sessions, confirmation_depth=s.confirmation_depth,
-                               hooks=[self.changes.notify, self._after_reorg])
+                               hooks=[self.changes.notify, self._after_reorg, self.queue.on_mirror_update])
         self.submitter = Submitter(self.sessions, self.client)
         if background:
             self.indexer.sync_once()
             self.resend_lost()  # a fork (or a node restored from an older state) while we were down
             self._spawn("indexer", lambda: self.indexer.run_forever(self._stop, poll_interval=0.05))
             self.submitter.start()
+            self.fx.start()
+            self.queue.start()
         self.started = True
 
     def _after_reorg(self, update: Any) -> None:
@@ -152,8 +161,9 @@ class Gateway:
 
     def stop(self) -> None:
         self._stop.set()
-        if self.submitter is not None:
-            self.submitter.stop()
+        for service in (self.queue, self.fx, self.submitter):
+            if service is not None:
+                service.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         if self.engine is not None:
@@ -170,11 +180,15 @@ class Gateway:
         return self.sessions
 
     def release_held(self, session: Session, uetr: str) -> None:
-        """Release a risk-held order to the submitter (the caller commits, then notifies)."""
+        """Release a risk-held order to its submitter (the caller commits, then notifies)."""
+        if self.fx is not None and self.fx.release_held(session, uetr):
+            return
         self._decide_held(session, uetr, OutboxState.PENDING)
 
     def reject_held(self, session: Session, uetr: str) -> None:
         """Reject a risk-held order for good: it never reaches the chain."""
+        if self.fx is not None and self.fx.reject_held(session, uetr):
+            return
         self._decide_held(session, uetr, OutboxState.REJECTED)
 
     def _decide_held(self, session: Session, uetr: str, state: OutboxState) -> None:

@@ -24,7 +24,8 @@ SOLC_VERSION = "0.8.37"
 EVM_VERSION = "cancun"
 OPTIMIZER_RUNS = 200
 REMAPPINGS = ["@openzeppelin/=node_modules/@openzeppelin/"]
-DEPLOYABLES = ("ParticipantRegistry", "SettlementLedger")
+DEPLOYABLES = ("ParticipantRegistry", "SettlementLedger", "FxSettlement")
+EIP170_LIMIT = 24_576  # deployed code size every production chain (Besu included) enforces
 _IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.MULTILINE)
 
 
@@ -80,7 +81,7 @@ def _norm(path: str) -> str:
 
 def _source_hash(sources: dict[str, str]) -> str:
     h = hashlib.sha256()
-    h.update(f"{SOLC_VERSION}|{EVM_VERSION}|{OPTIMIZER_RUNS}".encode())
+    h.update(f"{SOLC_VERSION}|{EVM_VERSION}|{OPTIMIZER_RUNS}|{','.join(DEPLOYABLES)}".encode())
     for name in sorted(sources):
         h.update(name.encode() + b"\0" + sources[name].encode() + b"\0")
     return h.hexdigest()
@@ -160,7 +161,8 @@ def compile_contracts(root: Path = PROJECT_ROOT, *, force: bool = False) -> dict
 def main() -> None:
     """`python -m chain_gateway.toolchain`: compile and print what was built."""
     for name, artifact in compile_contracts().items():
-        print(f"{name}: {len(artifact.bytecode) // 2 - 1} bytes, solc {artifact.compiler_version}")
+        runtime = len(artifact.deployed_bytecode) // 2 - 1
+        print(f"{name}: {runtime} bytes deployed (EIP-170 limit {EIP170_LIMIT}), solc {artifact.compiler_version}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chain_gateway.access import ParticipantProfile, get_profile
+from chain_gateway.fx import FxPaymentEntry
 from chain_gateway.instructions.currency import from_minor
 from chain_gateway.mirror import repository as mirror
 from chain_gateway.mirror.models import Payment
@@ -74,7 +75,8 @@ class TrackerView:
                                                                                   "pacs.008.001.08")
 
 
-def _compose(intake: PaymentIntake | None, outbox: OutboxEntry | None, chain: mirror.PaymentView | None,
+def _compose(intake: PaymentIntake | None, outbox: OutboxEntry | FxPaymentEntry | None,
+             chain: mirror.PaymentView | None,
              session: Session) -> TrackerView | None:
     if intake is None and chain is None:
         return None
@@ -118,9 +120,16 @@ def _compose(intake: PaymentIntake | None, outbox: OutboxEntry | None, chain: mi
     )
 
 
+def _outbox_row(session: Session, uetr: str) -> OutboxEntry | FxPaymentEntry | None:
+    """The order's row in whichever outbox carries it (FX payments have their own)."""
+    row = session.scalars(select(OutboxEntry).where(OutboxEntry.uetr == uetr)).first()
+    return row if row is not None else session.scalars(select(FxPaymentEntry).where(
+        FxPaymentEntry.uetr == uetr)).first()
+
+
 def view(session: Session, uetr: str) -> TrackerView | None:
     intake = session.get(PaymentIntake, uetr)
-    outbox = session.scalars(select(OutboxEntry).where(OutboxEntry.uetr == uetr)).first()
+    outbox = _outbox_row(session, uetr)
     chain = mirror.get_payment(session=session, uetr=uetr)
     return _compose(intake, outbox, chain, session)
 
@@ -185,7 +194,7 @@ def list_views(session: Session, *, bic: str | None, status: str | None, currenc
     views = []
     for p in page.items:
         intake = session.get(PaymentIntake, p.uetr)
-        outbox = session.scalars(select(OutboxEntry).where(OutboxEntry.uetr == p.uetr)).first()
+        outbox = _outbox_row(session, p.uetr)
         v = _compose(intake, outbox, p, session)
         if v is not None:
             views.append(v)

@@ -349,6 +349,7 @@ class Conn:
     def close(self) -> None:
         if self.w is not None:
             self.w.close()
+        self.r = self.w = None
 
 
 @dataclass
@@ -388,22 +389,34 @@ async def _drive(url: str, per_client: Sequence[Sequence[Req]], wait: int, timeo
     async def client(reqs: Sequence[Req]) -> None:
         nonlocal polled
         conn = Conn(host, int(port))
-        await conn.open()
+
+        async def send(method: bytes, path: bytes, headers: bytes, body: bytes = b"") -> tuple[int, bytes]:
+            nonlocal conn
+            for attempt in range(5):  # a reset connection: requests are idempotent (UETR), send again
+                try:
+                    return await conn.request(method, path, headers, body)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    errors["connection reset (sent again)"] += 1
+                    conn.close()
+                    conn = Conn(host, int(port))
+                    await asyncio.sleep(0.05 * (attempt + 1))
+            return 0, b"connection reset 5 times"
+
         try:
             for req in reqs:
                 t0 = time.perf_counter()
                 headers = b"Authorization: %s\r\nContent-Type: application/json\r\n%s" % (req.auth, prefer)
-                status, body = await conn.request(b"POST", b"/v1/payments", headers, req.body)
-                state = json.loads(body).get("status") if status in (200, 201, 202) else None
+                status, body = await send(b"POST", b"/v1/payments", headers, req.body)
                 if status not in (200, 201, 202):
                     errors[f"HTTP {status}: {body[:160].decode(errors='replace')}"] += 1
                     continue
+                state = json.loads(body).get("status")
                 path = b"/v1/payments/" + req.uetr.encode()
                 deadline = time.perf_counter() + timeout
                 while state not in ("ACSC", "RJCT", "CANC") and time.perf_counter() < deadline:
                     polled += 1
                     await asyncio.sleep(0.002)
-                    status, body = await conn.request(b"GET", path, b"Authorization: %s\r\n" % req.auth)
+                    status, body = await send(b"GET", path, b"Authorization: %s\r\n" % req.auth)
                     state = json.loads(body).get("status") if status == 200 else None
                 if state != "ACSC":
                     errors[f"final status {state}"] += 1

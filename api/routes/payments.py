@@ -14,7 +14,8 @@ from api.errors import HttpProblem
 from api.schemas import PaymentPublic, PaymentsPublic, PrepareResult
 from chain_gateway import payments as intake
 from chain_gateway import tracker
-from chain_gateway.errors import GatewayError, InvalidMessage, NotFound
+from chain_gateway.errors import GatewayError, InvalidMessage, NotFound, Unavailable
+from chain_gateway.fx import FxService
 from chain_gateway.instructions.pacs import parse_payment_message
 from chain_gateway.instructions.pacs002 import StatusReport, TransactionStatus, render_pacs002
 from chain_gateway.instructions.request import instruction_from_request, parse_payment_request
@@ -36,6 +37,12 @@ _PAYMENT_BODY = {"requestBody": {"required": True, "content": {
                                         "signature": {"type": "string"}}}},
     "application/xml": {"schema": {"type": "string", "description": "pacs.008 or pacs.009"}}}}}
 MAX_WAIT_SECONDS = 60.0
+
+
+def _fx(gateway: GatewayDep) -> FxService:
+    if gateway.fx is None:
+        raise Unavailable("the gateway is starting")
+    return gateway.fx
 
 
 def _media_type(request: Request) -> str:
@@ -64,13 +71,15 @@ async def prepare(request: Request, gateway: GatewayDep, session: SessionDep, pr
     if _media_type(request) != "application/json":
         raise HttpProblem(415, "Unsupported media type", "prepare takes a JSON payment body")
     body = await request.body()
-    return await run_in_threadpool(_prepare, gateway, principal.bic or "", body)
+    return await run_in_threadpool(_prepare, gateway, session, principal.bic or "", body)
 
 
-def _prepare(gateway: GatewayDep, bic: str, body: bytes) -> PrepareResult:
+def _prepare(gateway: GatewayDep, session: SessionDep, bic: str, body: bytes) -> PrepareResult:
     req = parse_payment_request(body)
     instruction = instruction_from_request(req, bic, directory=gateway.directory)
     deadline = int(req.deadline.timestamp()) if req.deadline else None
+    if instruction.fx is not None:  # the debtor signs an FxOrder naming the quote
+        return PrepareResult(**_fx(gateway).prepare(gateway.intake_context(), session, instruction, deadline))
     return PrepareResult(**intake.prepare(gateway.intake_context(), instruction, deadline))
 
 
@@ -88,9 +97,15 @@ def _submit(request: Request, gateway: GatewayDep, session: SessionDep, principa
         req = parse_payment_request(body)
         instruction = instruction_from_request(req, principal.bic or "", directory=gateway.directory)
         deadline = int(req.deadline.timestamp()) if req.deadline else None
-        accepted = intake.accept(ctx, session, instruction, signature=req.signature_bytes(), deadline=deadline)
-        session.commit()
-        gateway.submitter.notify()
+        if instruction.fx is not None:  # payment-versus-payment through FxSettlement
+            fx = _fx(gateway)
+            accepted = fx.accept(ctx, session, instruction, signature=req.signature_bytes(), deadline=deadline)
+            session.commit()
+            fx.notify()
+        else:
+            accepted = intake.accept(ctx, session, instruction, signature=req.signature_bytes(), deadline=deadline)
+            session.commit()
+            gateway.submitter.notify()
         wait = _prefer_wait(request)
         view = tracker.view(session, str(instruction.uetr))
         if wait and accepted.created:

@@ -179,9 +179,10 @@ def _decide(uetr: str, gateway: GatewayDep, session: SessionDep, principal: Oper
                        inputs={"uetr": row.uetr, "rule": row.rule, "reason_code": row.reason_code},
                        outcome=row.decision or "")
     session.commit()
-    submitter = getattr(gateway, "submitter", None)
-    if release and submitter is not None:
-        submitter.notify()
+    if release:
+        for sender in (gateway.submitter, gateway.fx):  # a held order is in one of the two outboxes
+            if sender is not None:
+                sender.notify()
     return HoldPublic.model_validate(holds.held_payment(session, row).public())
 
 

@@ -54,7 +54,7 @@ def test_rebuild_a_new_mirror_from_the_chain(live: Live, tmp_path: Path) -> None
         r = ny.post("/v1/payments", json={"creditor_agent": "DEMODEFF", "currency": "USD", "amount": "12.34"})
         assert r.status_code == 201 and r.json()["status"] == "ACSC", r.text
     database = f"sqlite:///{tmp_path / 'rebuilt.sqlite3'}"
-    where = ["--rpc-url", live.gateway.chain.rpc_url, "--name", "local", "--deployments-dir",
+    where = ["--rpc-url", live.gateway.chain.rpc_url, "--name", live.gateway.settings.deployment_name, "--deployments-dir",
              str(live.data_dir / "deployments"), "--database-url", database]
     assert "pass --yes" in one_line_error(invoke("--json", "rebuild", *where))
 

@@ -12,12 +12,30 @@ from typing import Any
 
 import pytest
 
-from chain_gateway.fx import (FxOrder, FxQuote, debit_amount, deploy_fx_settlement, encode_fx_batch, fx_batch_gas,
-                              new_quote_id, quote_used, sign_fx_order, sign_quote)
+from chain_gateway.fx import (
+    FxOrder,
+    FxQuote,
+    debit_amount,
+    encode_fx_batch,
+    ensure_fx_settlement,
+    fx_batch_gas,
+    new_quote_id,
+    quote_used,
+    sign_fx_order,
+    sign_quote,
+)
 from chain_gateway.ledger import ROLE_BANK, ROLE_FX_PROVIDER, LedgerClient
 from chain_gateway.outbox.receipts import item_outcomes
-from tests.contracts.conftest import (call_as, contracts, events, latest_timestamp, own_sender,  # noqa: F401
-                                     queue_payment, reverts, stranger)
+from tests.contracts.conftest import (  # noqa: F401
+    call_as,
+    contracts,
+    events,
+    latest_timestamp,
+    own_sender,
+    queue_payment,
+    reverts,
+    stranger,
+)
 from tests.queue.conftest import queue_env, template_db, wait_for  # noqa: F401
 
 RATE = 10**18  # scale of a rate: 1 Y minor unit per X minor unit
@@ -25,8 +43,8 @@ RATE = 10**18  # scale of a rate: 1 Y minor unit per X minor unit
 
 @pytest.fixture(scope="session")
 def fx_address(session_client: LedgerClient) -> str:
-    """FxSettlement for the session's ledger, deployed and granted FX_SETTLER_ROLE once."""
-    return deploy_fx_settlement(session_client)
+    """The session ledger's FxSettlement (deployed with it and granted FX_SETTLER_ROLE)."""
+    return ensure_fx_settlement(session_client)
 
 
 @dataclass

@@ -124,6 +124,7 @@ class StubGateway:
         self.sessions = sessions
         self.client = client
         self.submitter = StubSubmitter()
+        self.fx: Any = None  # no FX outbox in these tests
         self.calls: list[tuple[str, str]] = []
         self.risk_engine: Any = None  # the lead's Gateway holds a RiskEngine here
 
