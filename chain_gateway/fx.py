@@ -25,7 +25,6 @@ sends ``FxSettlement.settleFxBatch``; the ledger emits their outcome like any pa
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -47,15 +46,37 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from chain_gateway.codec import currency_to_bytes3
 from chain_gateway.db import Base, UTCDateTime, transaction, utcnow
-from chain_gateway.errors import (BusinessRejection, ChainUnavailable, Conflict, DuplicateUetr, Expired,
-                                  GatewayError, InsufficientFunds, InvalidAmount, InvalidMessage, InvalidSignature,
-                                  LedgerPaused, NotFound, ToolchainError, UnknownCurrency)
+from chain_gateway.errors import (
+    BusinessRejection,
+    ChainUnavailable,
+    Conflict,
+    DuplicateUetr,
+    Expired,
+    GatewayError,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidMessage,
+    InvalidSignature,
+    NotFound,
+    ToolchainError,
+    UnknownCurrency,
+)
 from chain_gateway.instructions.currency import check_amount, from_minor, parse_decimal, to_minor, validate_currency
 from chain_gateway.instructions.model import PaymentInstruction
 from chain_gateway.ledger import TX_GAS_CAP, LedgerClient
 from chain_gateway.outbox.models import UInt256
 from chain_gateway.outbox.receipts import item_outcomes
-from chain_gateway.payments import Acceptance, IntakeContext, PaymentIntake, check_instruction
+from chain_gateway.payments import (
+    Acceptance,
+    IntakeContext,
+    Parties,
+    check_instruction,
+    ensure_open,
+    order_deadline,
+    replayed,
+    signed,
+    store_intake,
+)
 from chain_gateway.signing import recover_signer, sign_digest
 from chain_gateway.toolchain import Artifact, compile_contracts
 from chain_gateway.transactions import TxSender, encode_call
@@ -508,18 +529,13 @@ class FxService:
         if (quote.debit_currency, quote.credit_currency) != (fx.debit_currency, instruction.currency):
             raise QuoteRejected(f"quote {quote.quote_id_text} converts {quote.debit_currency} to "
                                 f"{quote.credit_currency}, not {fx.debit_currency} to {instruction.currency}")
-        now = int(time.time())
-        if quote.expiry <= now:
+        if quote.expiry <= int(time.time()):
             raise Expired(f"quote {quote.quote_id_text} expired", quote_id=quote.quote_id_text, expiry=quote.expiry)
         amount = instruction.amount_minor()
-        debit = debit_amount(amount, quote.rate)
-        if deadline is not None and deadline <= now:
-            raise Expired(f"the order's deadline {deadline} has passed", deadline=deadline)
         order = FxOrder(uetr=instruction.uetr.bytes, debtor=parties.debtor, creditor=parties.creditor,
                         currency=instruction.currency, amount=amount, quote_id=quote.quote_id, provider=quote.provider,
-                        debit_currency=quote.debit_currency, max_debit=debit,
-                        deadline=deadline or now + ctx.order_ttl_seconds,
-                        instruction_hash=instruction.instruction_hash())
+                        debit_currency=quote.debit_currency, max_debit=debit_amount(amount, quote.rate),
+                        deadline=order_deadline(ctx, deadline), instruction_hash=instruction.instruction_hash())
         return order, record
 
     def prepare(self, ctx: IntakeContext, session: Session, instruction: PaymentInstruction,
@@ -540,15 +556,10 @@ class FxService:
         """As ``payments.accept`` for a cross-currency instruction: validate against the quote (currencies,
         expiry, remaining capacity, the debtor's liquidity in X), sign or verify the FxOrder, and store the
         intake row and the FX outbox row in the caller's transaction. FX payments never queue."""
-        uetr = str(instruction.uetr)
-        digest_hex = "0x" + instruction.instruction_hash().hex()
-        existing = session.get(PaymentIntake, uetr)
-        if existing is not None:
-            if existing.instruction_hash != digest_hex:
-                raise DuplicateUetr(f"UETR {uetr} was already used for a different instruction", uetr=uetr)
-            return Acceptance(intake=existing, created=False)
-        if ctx.is_paused():
-            raise LedgerPaused("the ledger is paused by the operator: no payment is accepted until it resumes")
+        replay = replayed(session, instruction)
+        if replay is not None:
+            return replay
+        ensure_open(ctx)
         order, record = self._order(ctx, session, instruction, deadline)
         quote = record.quote()
         if order.amount > quote.capacity - self.used(quote):
@@ -556,29 +567,12 @@ class FxService:
                                          f"{instruction.currency} left", quote_id=quote.quote_id_text)
         if ctx.balance_of(order.debtor, order.debit_currency) < order.max_debit:
             raise InsufficientFunds(f"{instruction.debtor_agent} lacks the {order.debit_currency} this payment "
-                                    "costs; cross-currency payments never queue", uetr=uetr)
-        from chain_gateway.payments import Parties
-
+                                    "costs; cross-currency payments never queue", uetr=str(instruction.uetr))
         decision = ctx.risk_check(session, instruction, Parties(order.debtor, order.creditor))  # raises to reject
-        if signature is not None:
-            verify_fx_order(order, signature, self.chain_id, self.fx_contract)
-            signed_by = "bank"
-        else:
-            key = ctx.gateway_key(order.debtor)
-            if key is None:
-                raise InvalidSignature(f"{instruction.debtor_agent} signs its own orders: prepare the order "
-                                       "(POST /v1/payments/prepare) and send its signature with the payment")
-            signature = sign_fx_order(key, order, self.chain_id, self.fx_contract)
-            signed_by = "gateway"
-        intake = PaymentIntake(
-            uetr=uetr, debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
-            currency=instruction.currency, amount=instruction.amount, amount_minor=order.amount,
-            instruction_hash=digest_hex, canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
-            message_type=instruction.message_type, message_id=instruction.message_id,
-            end_to_end_id=instruction.end_to_end_id, flags=instruction.order_flags(), deadline=order.deadline,
-            signed_by=signed_by)
-        session.add(intake)
-        session.flush()
+        signature, signed_by = signed(ctx, instruction, order.debtor,
+                                      fx_order_digest(order, self.chain_id, self.fx_contract), signature)
+        intake = store_intake(session, instruction, amount_minor=order.amount, flags=instruction.order_flags(),
+                              deadline=order.deadline, signed_by=signed_by)
         entry = enqueue_fx(session, order, signature)
         if decision is not None and getattr(decision, "action", None) == "hold":
             entry.state = FX_HELD  # waits for the operator, like a held outbox row; the submitter skips it

@@ -21,13 +21,20 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chain_gateway.codec import currency_to_bytes3
 from chain_gateway.db import Base, UTCDateTime, utcnow
-from chain_gateway.errors import (DuplicateUetr, Expired, GatewayError, InsufficientFunds, InvalidSignature,
-                                  LedgerPaused, ParticipantInactive, UnknownCurrency)
+from chain_gateway.errors import (
+    DuplicateUetr,
+    Expired,
+    InsufficientFunds,
+    InvalidSignature,
+    LedgerPaused,
+    ParticipantInactive,
+    UnknownCurrency,
+)
 from chain_gateway.instructions.currency import from_minor
 from chain_gateway.instructions.model import FLAG_QUEUE, FLAG_URGENT, PaymentInstruction
 from chain_gateway.mirror.types import ExactInt
 from chain_gateway.outbox.models import OutboxState
-from chain_gateway.signing import PaymentOrder, order_digest, sign_order, typed_data, verify_order
+from chain_gateway.signing import PaymentOrder, order_digest, recover_signer, sign_digest, typed_data
 
 if TYPE_CHECKING:  # the risk package reads intake history, so it imports this module
     from chain_gateway.risk.engine import Decision
@@ -133,6 +140,66 @@ def prepare(ctx: IntakeContext, instruction: PaymentInstruction, deadline: int |
     }
 
 
+def replayed(session: Session, instruction: PaymentInstruction) -> Acceptance | None:
+    """Idempotency by UETR: the stored acceptance for the same instruction hash, None for a new
+    UETR; DuplicateUetr (409) when the UETR was used for a different instruction."""
+    uetr = str(instruction.uetr)
+    existing = session.get(PaymentIntake, uetr)
+    if existing is None:
+        return None
+    if existing.instruction_hash != "0x" + instruction.instruction_hash().hex():
+        raise DuplicateUetr(f"UETR {uetr} was already used for a different instruction", uetr=uetr)
+    return Acceptance(intake=existing, created=False)
+
+
+def ensure_open(ctx: IntakeContext) -> None:
+    """LedgerPaused (503) while the operator has paused the ledger."""
+    if ctx.is_paused():
+        raise LedgerPaused("the ledger is paused by the operator: no payment is accepted until it resumes")
+
+
+def order_deadline(ctx: IntakeContext, deadline: int | None) -> int:
+    """The bank's deadline (Expired if already past) or now + the order time-to-live."""
+    now = int(time.time())
+    if deadline is not None and deadline <= now:
+        raise Expired(f"the order's deadline {deadline} has passed", deadline=deadline)
+    return deadline or now + ctx.order_ttl_seconds
+
+
+def signed(ctx: IntakeContext, instruction: PaymentInstruction, debtor: str, digest: bytes,
+           signature: bytes | None) -> tuple[bytes, str]:
+    """The debtor's signature over an EIP-712 `digest`: the bank's own, verified (InvalidSignature
+    unless it recovers to the debtor), or made with the key the gateway holds for it.
+    Returns (signature, "bank" | "gateway")."""
+    if signature is not None:
+        signer = recover_signer(digest, signature)
+        if signer.lower() != debtor.lower():
+            raise InvalidSignature("the order is not signed by the debtor's key", expected=debtor, actual=signer)
+        return signature, "bank"
+    key = ctx.gateway_key(debtor)
+    if key is None:
+        raise InvalidSignature(f"{instruction.debtor_agent} signs its own orders: prepare the order "
+                               "(POST /v1/payments/prepare) and send its signature with the payment")
+    return sign_digest(key, digest), "gateway"
+
+
+def store_intake(session: Session, instruction: PaymentInstruction, *, amount_minor: int, flags: int,
+                 deadline: int, signed_by: str) -> PaymentIntake:
+    """The accepted instruction's row; flushed, so a concurrent duplicate UETR fails here,
+    before any outbox row is written."""
+    intake = PaymentIntake(
+        uetr=str(instruction.uetr), debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
+        currency=instruction.currency, amount=instruction.amount, amount_minor=amount_minor,
+        instruction_hash="0x" + instruction.instruction_hash().hex(),
+        canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
+        message_type=instruction.message_type, message_id=instruction.message_id,
+        end_to_end_id=instruction.end_to_end_id, flags=flags, deadline=deadline, signed_by=signed_by,
+    )
+    session.add(intake)
+    session.flush()
+    return intake
+
+
 def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction, *,
            signature: bytes | None = None, deadline: int | None = None) -> Acceptance:
     """Validate, sign or verify, and store intake + outbox rows in the caller's transaction.
@@ -141,47 +208,21 @@ def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction
     a different one raises DuplicateUetr (409). Raises a BusinessRejection (422) and writes
     nothing when a check fails.
     """
-    uetr = str(instruction.uetr)
-    digest_hex = "0x" + instruction.instruction_hash().hex()
-    existing = session.get(PaymentIntake, uetr)
-    if existing is not None:
-        if existing.instruction_hash != digest_hex:
-            raise DuplicateUetr(f"UETR {uetr} was already used for a different instruction", uetr=uetr)
-        return Acceptance(intake=existing, created=False)
-
-    if ctx.is_paused():
-        raise LedgerPaused("the ledger is paused by the operator: no payment is accepted until it resumes")
+    replay = replayed(session, instruction)
+    if replay is not None:
+        return replay
+    ensure_open(ctx)
     parties = check_instruction(ctx, instruction)
     minor = instruction.amount_minor()
     if not instruction.queue_if_insufficient and ctx.balance_of(parties.debtor, instruction.currency) < minor:
         raise InsufficientFunds(f"{instruction.debtor_agent} lacks {instruction.currency} liquidity for this "
-                                "payment and did not ask to queue", uetr=uetr)
+                                "payment and did not ask to queue", uetr=str(instruction.uetr))
     decision = ctx.risk_check(session, instruction, parties)  # raises for a rejecting rule
-
-    now = int(time.time())
-    if deadline is not None and deadline <= now:
-        raise Expired(f"the order's deadline {deadline} has passed", deadline=deadline)
-    order = build_order(instruction, parties, deadline or now + ctx.order_ttl_seconds)
-    if signature is not None:
-        verify_order(order, signature, ctx.chain_id, ctx.ledger)
-        signed_by = "bank"
-    else:
-        key = ctx.gateway_key(parties.debtor)
-        if key is None:
-            raise InvalidSignature(f"{instruction.debtor_agent} signs its own orders: prepare the order "
-                                   "(POST /v1/payments/prepare) and send its signature with the payment")
-        signature = sign_order(key, order, ctx.chain_id, ctx.ledger)
-        signed_by = "gateway"
-
-    intake = PaymentIntake(
-        uetr=uetr, debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
-        currency=instruction.currency, amount=instruction.amount, amount_minor=minor,
-        instruction_hash=digest_hex, canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
-        message_type=instruction.message_type, message_id=instruction.message_id,
-        end_to_end_id=instruction.end_to_end_id, flags=order.flags, deadline=order.deadline, signed_by=signed_by,
-    )
-    session.add(intake)
-    session.flush()  # the UETR primary key makes a concurrent duplicate fail here, before the outbox row
+    order = build_order(instruction, parties, order_deadline(ctx, deadline))
+    signature, signed_by = signed(ctx, instruction, parties.debtor,
+                                  order_digest(order, ctx.chain_id, ctx.ledger), signature)
+    intake = store_intake(session, instruction, amount_minor=minor, flags=order.flags, deadline=order.deadline,
+                          signed_by=signed_by)
     entry = ctx.enqueue(session, order, signature)
     if decision is not None and decision.action == "hold":
         entry.state = OutboxState.HELD  # waits for the operator (/v1/risk/holds); the submitter skips it
@@ -194,4 +235,4 @@ def amount_text(currency: str, minor: int) -> str:
 
 
 __all__ = ["Acceptance", "IntakeContext", "Parties", "PaymentIntake", "accept", "amount_text", "build_order",
-           "check_instruction", "prepare", "GatewayError"]
+           "check_instruction", "ensure_open", "order_deadline", "prepare", "replayed", "signed", "store_intake"]

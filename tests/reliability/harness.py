@@ -36,6 +36,7 @@ FUNDED = "0x" + keccak(text="Funded(address,bytes3,uint256,bytes32)").hex()
 DEFUNDED = "0x" + keccak(text="Defunded(address,bytes3,uint256,bytes32)").hex()
 NY, FR, LN, TK = "DEMOUS33XXX", "DEMODEFFXXX", "DEMOGB2LXXX", "DEMOJPJTXXX"
 DEMO_BANKS = (NY, FR, LN, TK)
+DEPLOYMENT_NAME = "reliability"
 
 
 def free_port() -> int:
@@ -129,6 +130,7 @@ class GatewayProcess:
             "SETTLEMENT_ENVIRONMENT": "test",
             "SETTLEMENT_DATA_DIR": str(self.data_dir),
             "SETTLEMENT_DEPLOYMENTS_DIR": str(self.deployments_dir),
+            "SETTLEMENT_DEPLOYMENT_NAME": DEPLOYMENT_NAME,
             "SETTLEMENT_PORT": str(self.port),
             "SETTLEMENT_CHAIN": "rpc",
             "SETTLEMENT_RPC_URL": self.rpc_url,
@@ -212,7 +214,7 @@ class GatewayProcess:
         return httpx.Client(base_url=self.url, headers=h, timeout=timeout)
 
     def deployment(self) -> Deployment:
-        return Deployment.load(self.deployments_dir / "local.json")
+        return Deployment.load(self.deployments_dir / f"{DEPLOYMENT_NAME}.json")
 
 
 # ------------------------------------------------------------------------ chain checks
