@@ -1,6 +1,7 @@
 """Source rules for the gateway and the API (STYLE.md): domain code raises only typed
-``GatewayError``s (never a bare built-in exception, as web3.py's own test enforces), and
-no ``assert`` does a runtime check (asserts vanish under ``python -O``)."""
+``GatewayError``s (never a bare built-in exception, as web3.py's own test enforces), no
+``assert`` does a runtime check (asserts vanish under ``python -O``), every function is
+annotated, and the code that handles money never converts to float."""
 from __future__ import annotations
 
 import ast
@@ -37,5 +38,27 @@ def test_no_assert(path: Path) -> None:
     assert asserts == [], f"{_ids(path)} uses assert at lines {asserts}"
 
 
+@pytest.mark.parametrize("path", MODULES, ids=_ids)
+def test_every_function_is_annotated(path: Path) -> None:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = node.args.args + node.args.kwonlyargs + node.args.posonlyargs
+            missing = [a.arg for a in arguments if a.annotation is None and a.arg not in ("self", "cls")]
+            assert node.returns is not None and not missing, f"{_ids(path)}:{node.lineno} {node.name}"
+
+
+MONEY = [p for p in MODULES if p.parent.name in ("instructions", "risk", "mirror", "outbox")
+         or (p.parent.name == "chain_gateway" and p.name in (
+             "payments.py", "fx.py", "tracker.py", "ledger.py", "onboarding.py", "signing.py", "reconcile.py",
+             "queue.py", "audit_trail.py"))]
+
+
+@pytest.mark.parametrize("path", MONEY, ids=_ids)
+def test_money_code_never_converts_to_float(path: Path) -> None:
+    calls = [n.lineno for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "float"]
+    assert calls == [], f"{_ids(path)} calls float() at lines {calls}"
+
+
 def test_the_rules_see_the_code() -> None:
-    assert len(MODULES) > 40
+    assert len(MODULES) > 40 and len(MONEY) > 20

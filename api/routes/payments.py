@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Bank, GatewayDep, PrincipalDep, SessionDep, ensure_can_see
@@ -22,6 +25,7 @@ from chain_gateway.instructions.request import instruction_from_request, parse_p
 from chain_gateway.instructions.uetr import parse_uetr
 
 router = APIRouter(tags=["payments"])
+T = TypeVar("T")
 XML_TYPES = ("application/xml", "text/xml")
 # The body is read raw (JSON or XML by Content-Type); this documents the JSON form in OpenAPI.
 _PAYMENT_BODY = {"requestBody": {"required": True, "content": {
@@ -99,12 +103,12 @@ def _submit(request: Request, gateway: GatewayDep, session: SessionDep, principa
         deadline = int(req.deadline.timestamp()) if req.deadline else None
         if instruction.fx is not None:  # payment-versus-payment through FxSettlement
             fx = _fx(gateway)
-            accepted = fx.accept(ctx, session, instruction, signature=req.signature_bytes(), deadline=deadline)
-            session.commit()
+            accepted = _once(session, lambda: fx.accept(ctx, session, instruction, signature=req.signature_bytes(),
+                                                        deadline=deadline))
             fx.notify()
         else:
-            accepted = intake.accept(ctx, session, instruction, signature=req.signature_bytes(), deadline=deadline)
-            session.commit()
+            accepted = _once(session, lambda: intake.accept(ctx, session, instruction,
+                                                            signature=req.signature_bytes(), deadline=deadline))
             gateway.submitter.notify()
         wait = _prefer_wait(request)
         view = tracker.view(session, str(instruction.uetr))
@@ -118,6 +122,21 @@ def _submit(request: Request, gateway: GatewayDep, session: SessionDep, principa
         return _submit_xml(request, gateway, session, principal.bic or "", body, ctx)
     raise HttpProblem(415, "Unsupported media type",
                       "send application/json, or application/xml with a pacs.008 / pacs.009 message")
+
+
+def _once(session: SessionDep, accept: Callable[[], T]) -> T:
+    """Accept and commit. Two requests with one UETR at the same moment both find no row and
+    both insert; the loser's insert fails on the UETR key (IntegrityError, a 500 before). It
+    then runs again and meets the winner's row: the same content is a replay (200), another
+    one DuplicateUetr (409), exactly as if it had come second."""
+    try:
+        accepted = accept()
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        accepted = accept()
+        session.commit()
+    return accepted
 
 
 def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic: str, body: bytes,
@@ -139,8 +158,12 @@ def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic:
                           "detail": rejection.detail if rejection else None})
             continue
         try:
-            with session.begin_nested():
-                intake.accept(ctx, session, tx.instruction)
+            try:
+                with session.begin_nested():
+                    intake.accept(ctx, session, tx.instruction)
+            except IntegrityError:  # a concurrent request stored this UETR first: replay it
+                with session.begin_nested():
+                    intake.accept(ctx, session, tx.instruction)
         except GatewayError as exc:
             statuses.append(TransactionStatus(status="RJCT", uetr=tx.uetr, end_to_end_id=tx.end_to_end_id,
                                               instruction_id=tx.instruction_id, transaction_id=tx.transaction_id,
