@@ -124,7 +124,22 @@ class FxLeg(GatewayModel):
         return validate_currency(value)
 
 
-class PaymentInstruction(GatewayModel):
+class WithPartiesAndFx(GatewayModel):
+    """Builds the nested ``debtor``/``creditor`` parties and ``fx`` leg of a payment, naming the
+    field in any error (shared by the instruction and the JSON request)."""
+
+    @field_validator("debtor", "creditor", mode="before", check_fields=False)
+    @classmethod
+    def _party(cls, value: object, info: ValidationInfo) -> object:
+        return coerce_nested(Party, value, str(info.field_name))
+
+    @field_validator("fx", mode="before", check_fields=False)
+    @classmethod
+    def _fx(cls, value: object) -> object:
+        return coerce_nested(FxLeg, value, "fx")
+
+
+class PaymentInstruction(WithPartiesAndFx):
     """A validated payment instruction; see the module docstring for the hashed form.
 
     Validation raises: InvalidMessage (FF01) for a bad UETR or field, InvalidAgent (RC01)
@@ -170,16 +185,6 @@ class PaymentInstruction(GatewayModel):
     @classmethod
     def _amount(cls, value: object) -> Decimal:
         return parse_decimal(value, field="amount")
-
-    @field_validator("debtor", "creditor", mode="before")
-    @classmethod
-    def _party(cls, value: object, info: ValidationInfo) -> object:
-        return coerce_nested(Party, value, str(info.field_name))
-
-    @field_validator("fx", mode="before")
-    @classmethod
-    def _fx(cls, value: object) -> object:
-        return coerce_nested(FxLeg, value, "fx")
 
     @field_validator("instructed_amount", mode="before")
     @classmethod

@@ -13,22 +13,22 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
 
-from pydantic import AwareDatetime, StrictBool, ValidationInfo, field_validator, model_validator
+from pydantic import AwareDatetime, StrictBool, field_validator, model_validator
 
 from chain_gateway.errors import InvalidAmount, InvalidMessage, InvalidSignature
 
-from ._base import GatewayModel, Text35, Text140
+from ._base import Text35, Text140
 from .bic import normalise_bic
 from .currency import check_amount, parse_decimal, validate_currency
 from .directory import BicDirectory, require_registered
-from .model import FxLeg, Party, PaymentInstruction, Priority, coerce_nested
+from .model import FxLeg, Party, PaymentInstruction, Priority, WithPartiesAndFx
 from .uetr import new_uetr, parse_uetr
 
 # 65-byte secp256k1 signature (r, s, v) as 0x-prefixed hex.
 _SIGNATURE: Final = re.compile(r"0x[0-9a-fA-F]{130}")
 
 
-class PaymentRequest(GatewayModel):
+class PaymentRequest(WithPartiesAndFx):
     """Request body of ``POST /v1/payments`` (and ``/v1/payments/prepare``)."""
 
     uetr: uuid.UUID | None = None
@@ -82,16 +82,6 @@ class PaymentRequest(GatewayModel):
                 field="deadline",
             )
         return value
-
-    @field_validator("debtor", "creditor", mode="before")
-    @classmethod
-    def _party(cls, value: object, info: ValidationInfo) -> object:
-        return coerce_nested(Party, value, str(info.field_name))
-
-    @field_validator("fx", mode="before")
-    @classmethod
-    def _fx(cls, value: object) -> object:
-        return coerce_nested(FxLeg, value, "fx")
 
     @field_validator("signature", mode="before")
     @classmethod
