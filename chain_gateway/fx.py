@@ -45,7 +45,7 @@ from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, select, u
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from chain_gateway.codec import currency_to_bytes3
-from chain_gateway.db import Base, UTCDateTime, transaction, utcnow
+from chain_gateway.db import Base, ExactInt, UTCDateTime, transaction, utcnow
 from chain_gateway.errors import (
     BusinessRejection,
     ChainUnavailable,
@@ -64,7 +64,6 @@ from chain_gateway.errors import (
 from chain_gateway.instructions.currency import check_amount, from_minor, parse_decimal, to_minor, validate_currency
 from chain_gateway.instructions.model import PaymentInstruction
 from chain_gateway.ledger import TX_GAS_CAP, LedgerClient
-from chain_gateway.outbox.models import UInt256
 from chain_gateway.outbox.receipts import item_outcomes
 from chain_gateway.payments import (
     Acceptance,
@@ -351,8 +350,8 @@ class FxQuoteRecord(Base):
     provider_bic: Mapped[str] = mapped_column(String(11))
     debit_currency: Mapped[str] = mapped_column(String(3))
     credit_currency: Mapped[str] = mapped_column(String(3))
-    rate: Mapped[int] = mapped_column(UInt256)
-    capacity: Mapped[int] = mapped_column(UInt256)
+    rate: Mapped[int] = mapped_column(ExactInt)
+    capacity: Mapped[int] = mapped_column(ExactInt)
     expiry: Mapped[int] = mapped_column(BigInteger, index=True)
     signature: Mapped[bytes] = mapped_column(LargeBinary(65))
     signed_by: Mapped[str] = mapped_column(String(8))  # "provider" | "gateway"
@@ -376,11 +375,11 @@ class FxPaymentEntry(Base):
     debtor: Mapped[str] = mapped_column(String(42))
     creditor: Mapped[str] = mapped_column(String(42))
     currency: Mapped[str] = mapped_column(String(3))
-    amount: Mapped[int] = mapped_column(UInt256)
+    amount: Mapped[int] = mapped_column(ExactInt)
     quote_id: Mapped[str] = mapped_column(String(64), index=True)
     provider: Mapped[str] = mapped_column(String(42))
     debit_currency: Mapped[str] = mapped_column(String(3))
-    max_debit: Mapped[int] = mapped_column(UInt256)
+    max_debit: Mapped[int] = mapped_column(ExactInt)
     deadline: Mapped[int] = mapped_column(BigInteger)
     instruction_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary(65))

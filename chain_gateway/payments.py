@@ -20,7 +20,7 @@ from sqlalchemy import Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chain_gateway.codec import currency_to_bytes3
-from chain_gateway.db import Base, UTCDateTime, utcnow
+from chain_gateway.db import Base, ExactInt, UTCDateTime, utcnow
 from chain_gateway.errors import (
     DuplicateUetr,
     Expired,
@@ -32,7 +32,6 @@ from chain_gateway.errors import (
 )
 from chain_gateway.instructions.currency import from_minor
 from chain_gateway.instructions.model import FLAG_QUEUE, FLAG_URGENT, PaymentInstruction
-from chain_gateway.mirror.types import ExactInt
 from chain_gateway.outbox.models import OutboxState
 from chain_gateway.signing import PaymentOrder, order_digest, recover_signer, sign_digest, typed_data
 

@@ -17,16 +17,12 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import BigInteger, Enum, Index, Integer, LargeBinary, Numeric, SmallInteger, String, Text
-from sqlalchemy.engine import Dialect
+from sqlalchemy import BigInteger, Enum, Index, Integer, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from chain_gateway.codec import currency_to_bytes3
-from chain_gateway.db import Base, UTCDateTime, utcnow
+from chain_gateway.db import Base, ExactInt, UTCDateTime, utcnow
 from chain_gateway.signing import PaymentOrder
 
 
@@ -44,27 +40,6 @@ class OutboxState(enum.StrEnum):
 UNFINISHED = (OutboxState.PENDING, OutboxState.SENT)
 
 
-class UInt256(TypeDecorator[int]):
-    """An exact unsigned integer up to 2**256 - 1: NUMERIC(78, 0) on PostgreSQL, decimal
-    text elsewhere (SQLite's NUMERIC would round anything past 2**63 through a float)."""
-
-    impl = String(78)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(Numeric(78, 0, asdecimal=True))
-        return dialect.type_descriptor(String(78))
-
-    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        return Decimal(value) if dialect.name == "postgresql" else str(value)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
-        return None if value is None else int(value)
-
-
 class OutboxEntry(Base):
     """One signed payment order waiting for, or done with, its trip to the chain."""
 
@@ -76,7 +51,7 @@ class OutboxEntry(Base):
     debtor: Mapped[str] = mapped_column(String(42))  # checksum address
     creditor: Mapped[str] = mapped_column(String(42))
     currency: Mapped[str] = mapped_column(String(3))  # ISO 4217 code
-    amount: Mapped[int] = mapped_column(UInt256)  # minor units, exact
+    amount: Mapped[int] = mapped_column(ExactInt)  # minor units, exact
     flags: Mapped[int] = mapped_column(SmallInteger)
     deadline: Mapped[int] = mapped_column(BigInteger)  # unix seconds
     instruction_hash: Mapped[bytes] = mapped_column(LargeBinary(32))

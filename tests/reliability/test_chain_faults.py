@@ -89,7 +89,24 @@ def test_rpc_fault_degrades_answers_503_and_resumes(rig: Rig, mode: str) -> None
     seed = {"drop": 11, "refuse": 12, "reset": 13, "delay": 14}[mode]
     load = PaymentLoad(lambda s: gw.url, creds["banks"], make_specs(60, seed=seed), workers=2,
                        time_limit=240).start()
-    time.sleep(1.0)
+    try:
+        time.sleep(1.0)
+        _fault_window(rig, ny, mode)
+        # it resumes by itself
+        gw.wait_serving(60)
+        uetr = str(uuid.uuid4())
+        r = gw.client(creds["banks"][NY], Prefer="wait=20").post(
+            "/v1/payments", json={"uetr": uetr, "creditor_agent": FR, "currency": "USD", "amount": "2.00"})
+        assert r.status_code == 201 and r.json()["status"] == "ACSC", r.text
+        result = load.join()
+    finally:
+        load.stop_event.set()
+    assert not result.unanswered and not result.refused, (result.unanswered[:3], list(result.refused.items())[:3])
+    _final_checks(rig, {**result.accepted, uetr: 201})
+
+
+def _fault_window(rig: Rig, ny: httpx.Client, mode: str) -> None:
+    gw, creds = rig.gateway, rig.creds
     rig.proxy.set_mode(mode, delay=3 * RPC_TIMEOUT)  # a delay longer than the RPC timeout
     try:
         # /healthz turns degraded, and answers quickly while it does
@@ -120,15 +137,6 @@ def test_rpc_fault_degrades_answers_503_and_resumes(rig: Rig, mode: str) -> None
         assert r.status_code == 200 and took < 2, (r.status_code, took)
     finally:
         rig.proxy.set_mode("pass")
-    # it resumes by itself
-    gw.wait_serving(60)
-    uetr = str(uuid.uuid4())
-    r = gw.client(creds["banks"][NY], Prefer="wait=20").post(
-        "/v1/payments", json={"uetr": uetr, "creditor_agent": FR, "currency": "USD", "amount": "2.00"})
-    assert r.status_code == 201 and r.json()["status"] == "ACSC", r.text
-    result = load.join()
-    assert not result.unanswered and not result.refused, (result.unanswered[:3], list(result.refused.items())[:3])
-    _final_checks(rig, {**result.accepted, uetr: 201})
 
 
 @pytest.mark.parametrize("how", ["sigkill", "sigterm"])

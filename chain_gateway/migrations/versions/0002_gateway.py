@@ -14,7 +14,6 @@ from alembic import op
 import chain_gateway.db
 import chain_gateway.mirror.types
 
-
 revision: str = '0002_gateway'
 down_revision: str | Sequence[str] | None = '0001_mirror'
 branch_labels: str | Sequence[str] | None = None
@@ -40,7 +39,7 @@ def upgrade() -> None:
     sa.Column('creditor_agent', sa.String(length=11), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('amount', sa.Numeric(precision=40, scale=18), nullable=False),
-    sa.Column('amount_minor', chain_gateway.mirror.types.ExactInt(length=80), nullable=False),
+    sa.Column('amount_minor', chain_gateway.db.ExactInt(length=80), nullable=False),
     sa.Column('instruction_hash', sa.String(length=66), nullable=False),
     sa.Column('canonical_json', sa.Text(), nullable=False),
     sa.Column('message_type', sa.String(length=8), nullable=False),

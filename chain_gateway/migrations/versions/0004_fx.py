@@ -1,7 +1,7 @@
 """fx: the quote book (fx_quotes) and the FX outbox (fx_payments)
 
 Written by hand to match ``chain_gateway.fx.FxQuoteRecord`` and ``chain_gateway.fx.FxPaymentEntry``.
-Exact integers (rate, capacity, amounts) use the outbox's UInt256 type: NUMERIC(78, 0) on
+Exact integers (rate, capacity, amounts) use db.ExactInt: NUMERIC(78, 0) on
 PostgreSQL, decimal text elsewhere.
 
 Revision ID: 0004_fx
@@ -31,8 +31,8 @@ def upgrade() -> None:
         sa.Column("provider_bic", sa.String(length=11), nullable=False),
         sa.Column("debit_currency", sa.String(length=3), nullable=False),
         sa.Column("credit_currency", sa.String(length=3), nullable=False),
-        sa.Column("rate", chain_gateway.outbox.models.UInt256(), nullable=False),
-        sa.Column("capacity", chain_gateway.outbox.models.UInt256(), nullable=False),
+        sa.Column("rate", chain_gateway.db.ExactInt(length=80), nullable=False),
+        sa.Column("capacity", chain_gateway.db.ExactInt(length=80), nullable=False),
         sa.Column("expiry", sa.BigInteger(), nullable=False),
         sa.Column("signature", sa.LargeBinary(length=65), nullable=False),
         sa.Column("signed_by", sa.String(length=8), nullable=False),
@@ -49,11 +49,11 @@ def upgrade() -> None:
         sa.Column("debtor", sa.String(length=42), nullable=False),
         sa.Column("creditor", sa.String(length=42), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("amount", chain_gateway.outbox.models.UInt256(), nullable=False),
+        sa.Column("amount", chain_gateway.db.ExactInt(length=80), nullable=False),
         sa.Column("quote_id", sa.String(length=64), nullable=False),
         sa.Column("provider", sa.String(length=42), nullable=False),
         sa.Column("debit_currency", sa.String(length=3), nullable=False),
-        sa.Column("max_debit", chain_gateway.outbox.models.UInt256(), nullable=False),
+        sa.Column("max_debit", chain_gateway.db.ExactInt(length=80), nullable=False),
         sa.Column("deadline", sa.BigInteger(), nullable=False),
         sa.Column("instruction_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("signature", sa.LargeBinary(length=65), nullable=False),
