@@ -21,7 +21,7 @@ from chain_gateway import errors as e
 log = logging.getLogger("api")
 # What the node's HTTP clients raise when it cannot be reached (web3: requests; the indexer's
 # source: httpx): refused, reset, timed out. Handlers reading the chain meet these first.
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (requests.ConnectionError, requests.Timeout,
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (requests.ConnectionError, requests.Timeout,
                                                        httpx.TransportError, ConnectionError, TimeoutError)
 PROBLEM = "application/problem+json"
 

@@ -86,7 +86,7 @@ def grant_relayer(w3: Web3, operator: LocalAccount, deployment: Deployment, rela
 def is_live(w3: Web3, deployment: Deployment) -> bool:
     """The manifest's contracts exist on the connected chain."""
     try:
-        return int(w3.eth.chain_id) == deployment.chain_id and len(w3.eth.get_code(deployment.ledger)) > 0
+        return int(w3.eth.chain_id) == deployment.chain_id and len(w3.eth.get_code(to_checksum_address(deployment.ledger))) > 0
     except Exception:  # noqa: BLE001 - an unreachable chain is "not live" to the caller, who reports it
         return False
 
@@ -103,7 +103,8 @@ def roles_for(settings: Settings, chain: ChainHandle) -> Roles:
     """Operator and relayer keys: from settings, or the development accounts on a local chain."""
     def pick(secret: object, index: int, what: str) -> LocalAccount:
         if secret is not None:
-            return Account.from_key(secret.get_secret_value())  # type: ignore[attr-defined]
+            account: LocalAccount = Account.from_key(secret.get_secret_value())  # type: ignore[attr-defined]
+            return account
         if chain.dev_keys:
             return chain.dev_keys[index]
         raise ConfigurationError(f"set SETTLEMENT_{what}_PRIVATE_KEY for a non-local chain")

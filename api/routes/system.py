@@ -25,8 +25,7 @@ def healthz(request: Request) -> Health:
         return Health(status="degraded", chain_id=None, latest_block=None, mirror_block=None, mirror_lag_blocks=None)
     mirror = gateway.mirror_block()
     lag = None if mirror is None else max(0, latest - mirror)
-    status = "paused" if paused else "ok"
-    return Health(status=status, chain_id=chain_id, latest_block=latest, mirror_block=mirror, mirror_lag_blocks=lag)
+    return Health(status="paused" if paused else "ok", chain_id=chain_id, latest_block=latest, mirror_block=mirror, mirror_lag_blocks=lag)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -97,7 +97,7 @@ class Web3Source:
         ]
 
     def calls(self, calls: Sequence[tuple[str, bytes]], block: int) -> list[bytes]:
-        return [bytes(self.w3.eth.call({"to": to, "data": data}, block)) for to, data in calls]  # type: ignore[typeddict-item]
+        return [bytes(self.w3.eth.call({"to": to, "data": data}, block)) for to, data in calls]
 
 
 class JsonRpcSource:

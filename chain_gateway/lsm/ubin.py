@@ -61,7 +61,7 @@ def _ring_case(rows: list[tuple[int, str, str, str, int]], balances: Mapping[str
 
 def _open_workbook(path: Path | str) -> Any:
     """The workbook's cached values, read-only (openpyxl is imported only here)."""
-    import openpyxl  # type: ignore[import-untyped]
+    import openpyxl
 
     return openpyxl.load_workbook(Path(path), read_only=True, data_only=True)
 

@@ -234,7 +234,7 @@ _Debtor = aliased(Participant)
 _Creditor = aliased(Participant)
 
 
-def _payment_select() -> Select[Any]:
+def _payment_select() -> Select[Payment, str, str]:
     return (select(Payment, _Debtor.bic, _Creditor.bic)
             .outerjoin(_Debtor, _Debtor.address == Payment.debtor)
             .outerjoin(_Creditor, _Creditor.address == Payment.creditor))

@@ -13,7 +13,7 @@ through reorganisations is row for row the mirror a rebuild produces.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from datetime import UTC, datetime
@@ -420,7 +420,7 @@ def _replace(conn: Connection, table: Table, key_columns: list[str], old_keys: I
         insert_rows(conn, table, new_rows)
 
 
-_Insert = tuple[str, list[str], list[tuple[int, Callable[[Any], Any], bool]], bool]
+_Insert = tuple[str, list[str], list[tuple[int, Any, bool]], bool]  # sql, columns, (index, bind processor, memoise)
 _INSERTS: dict[tuple[str, str, str], _Insert] = {}
 
 
@@ -521,11 +521,11 @@ def rewind(session: Session, *, fork_block: int) -> Effects:
     """Remove every effect of blocks above `fork_block`, folding the touched state again."""
     conn = session.connection()
     effects = Effects()
-    uetrs = sorted(conn.execute(select(T_PAYMENT_EVENTS.c.uetr).distinct()
+    uetrs: list[str] = sorted(conn.execute(select(T_PAYMENT_EVENTS.c.uetr).distinct()
                                 .where(T_PAYMENT_EVENTS.c.block_number > fork_block)).scalars())
     balance_keys = [tuple(r) for r in conn.execute(
         select(T_LINES.c.participant, T_LINES.c.currency).distinct().where(T_LINES.c.block_number > fork_block))]
-    addresses = sorted(conn.execute(select(T_PARTICIPANT_EVENTS.c.address).distinct()
+    addresses: list[str] = sorted(conn.execute(select(T_PARTICIPANT_EVENTS.c.address).distinct()
                                     .where(T_PARTICIPANT_EVENTS.c.block_number > fork_block)).scalars())
     for model in POSITIONAL:
         table: Table = model.__table__  # type: ignore[assignment]
@@ -557,7 +557,7 @@ def rewind(session: Session, *, fork_block: int) -> Effects:
             conn.execute(T_BALANCES.insert(), [{"participant": participant, "currency": currency,
                                                 "amount": last.balance_after, "block_number": last.block_number,
                                                 "log_index": last.log_index}])
-        effects.participants.add(participant)
+        effects.participants.add(str(participant))
 
     # participants: fold again from their remaining events
     for chunk in _chunks(addresses):
@@ -576,4 +576,4 @@ def wipe(session: Session) -> None:
     """Delete every chain-derived row (the checkpoint included): the start of a rebuild."""
     conn = session.connection()
     for model in CHAIN_DERIVED:
-        conn.execute(delete(model.__table__))
+        conn.execute(delete(model.__table__))  # type: ignore[arg-type]  # a Table, typed as FromClause
