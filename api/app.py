@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from api import console, errors
 from api.deps import RateLimiter
-from api.metrics import BodyLimitMiddleware, Metrics, MetricsMiddleware
+from api.metrics import BodyLimitMiddleware, HeaderLimitMiddleware, JsonDepthMiddleware, Metrics, MetricsMiddleware
 from api.routes import accounts, audit, fx, participants, payments, queue, risk, system
 from chain_gateway.config import Settings
 from chain_gateway.runtime import Gateway
@@ -44,6 +44,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
                    risk.router, fx.router, queue.router):
         app.include_router(router)
     app.include_router(console.router)
+    app.add_middleware(JsonDepthMiddleware)  # innermost: it buffers what the body limit let through
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -8,6 +8,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from chain_gateway.instructions.request import MAX_JSON_DEPTH, json_depth
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -106,3 +108,71 @@ class BodyLimitMiddleware:
 
 class _TooLarge(Exception):
     pass
+
+
+class JsonDepthMiddleware:
+    """400 problem+json for a JSON body nested deeper than MAX_JSON_DEPTH, before anything
+    parses it. The gateway process runs with Python's recursion limit at 100,000 (py_ecc and
+    py-evm raise it when imported), so the standard library's json, which FastAPI uses for
+    every request model and which recurses in C once per level, overflowed the C stack on
+    ~100,000 nested brackets and killed the whole process (SIGSEGV), unauthenticated: FastAPI
+    reads the body before it checks the key."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctype = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
+        if b"json" not in ctype:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:  # the body limit (outer middleware) still applies while this reads
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if json_depth(body) > MAX_JSON_DEPTH:
+            from api.errors import problem
+
+            await problem(400, "Invalid request", f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels",
+                          reason_code="FF01")(scope, receive, send)
+            return
+        replayed = False
+
+        async def _replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, _replay, send)
+
+
+class HeaderLimitMiddleware:
+    """431 problem+json for a request with more than `max_fields` header fields or more than
+    `max_bytes` of them in all. uvicorn (h11) passes a 70 KB header or 500 headers through,
+    so without this the gateway authenticated, logged and routed such requests as any other."""
+
+    def __init__(self, app: ASGIApp, max_fields: int = 100, max_bytes: int = 16 * 1024) -> None:
+        self.app, self.max_fields, self.max_bytes = app, max_fields, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope.get("headers") or []
+            size = sum(len(k) + len(v) + 4 for k, v in headers)
+            if len(headers) > self.max_fields or size > self.max_bytes:
+                from api.errors import problem
+
+                await problem(431, "Request header fields too large",
+                              f"at most {self.max_fields} header fields and {self.max_bytes} bytes of headers "
+                              f"(got {len(headers)} fields, {size} bytes)")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

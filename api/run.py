@@ -56,12 +56,16 @@ def bootstrap(gateway: Gateway, settings: Settings) -> dict[str, object] | None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = get_settings()
+    except GatewayError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request at INFO: the indexer's JSON-RPC polls flooded the log (tens a
     # second), each line carrying the node's URL, which may embed an access token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        settings = get_settings()
         gateway = Gateway(settings)
         gateway.start()
     except GatewayError as exc:

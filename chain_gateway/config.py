@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     keystore_passphrase: SecretStr = SecretStr(DEV_KEYSTORE_PASSPHRASE)
 
     # --- API -----------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 5 * 1024 * 1024

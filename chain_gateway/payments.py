@@ -84,6 +84,7 @@ class Acceptance:
     created: bool
     order: PaymentOrder | None = None
     signature: bytes | None = None
+    outbox: Any = None  # the outbox row written with it (a new plain payment), for its first view
 
 
 @dataclass
@@ -102,6 +103,9 @@ class IntakeContext:
     is_paused: Callable[[], bool] = lambda: False
     order_ttl_seconds: int = 300
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Optional: read both parties' registry status and the debtor's balance in one round
+    #: trip before `is_active` / `balance_of` are asked (they then answer from it).
+    prefetch: Callable[[str, str, str], None] | None = None
 
 
 def build_order(instruction: PaymentInstruction, parties: Parties, deadline: int) -> PaymentOrder:
@@ -211,6 +215,9 @@ def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction
     if replay is not None:
         return replay
     ensure_open(ctx)
+    if ctx.prefetch is not None and instruction.currency in ctx.enabled_currencies:
+        ctx.prefetch(ctx.resolve(instruction.debtor_agent), ctx.resolve(instruction.creditor_agent),
+                     instruction.currency)
     parties = check_instruction(ctx, instruction)
     minor = instruction.amount_minor()
     if not instruction.queue_if_insufficient and ctx.balance_of(parties.debtor, instruction.currency) < minor:
@@ -225,7 +232,7 @@ def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction
     entry = ctx.enqueue(session, order, signature)
     if decision is not None and decision.action == "hold":
         entry.state = OutboxState.HELD  # waits for the operator (/v1/risk/holds); the submitter skips it
-    return Acceptance(intake=intake, created=True, order=order, signature=signature)
+    return Acceptance(intake=intake, created=True, order=order, signature=signature, outbox=entry)
 
 
 def amount_text(currency: str, minor: int) -> str:

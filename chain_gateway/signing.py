@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import coincurve
 from eth_abi import encode as abi_encode
 from eth_keys import keys
 from eth_keys.exceptions import BadSignature
@@ -28,6 +29,7 @@ PAYMENT_ORDER_TYPE = (
 PAYMENT_ORDER_TYPEHASH = keccak(text=PAYMENT_ORDER_TYPE)
 _DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 FLAG_QUEUE = 1
 FLAG_URGENT = 2
 ORDER_ABI_TYPE = "(bytes16,address,address,bytes3,uint256,uint8,uint64,bytes32)"
@@ -59,13 +61,45 @@ def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
     ))
 
 
-def order_digest(order: PaymentOrder, chain_id: int, ledger: str) -> bytes:
-    """The EIP-712 digest (what `hashPaymentOrder` returns on-chain)."""
-    struct_hash = keccak(abi_encode(
+_checksum = lru_cache(maxsize=4096)(to_checksum_address)
+
+
+@lru_cache(maxsize=4096)
+def _address_word(address: str | bytes) -> bytes:
+    """An address as its ABI word (eth_abi validates it, checksum included; cached)."""
+    return abi_encode(["address"], [address])
+
+
+def _word(value: object, size: int, left: bool) -> bytes | None:
+    """bytesN (left-aligned) or uintN (right-aligned) as an ABI word, or None where eth_abi's own
+    checks must decide (wrong type, too long, out of range)."""
+    if left:
+        if type(value) is bytes and len(value) <= size:
+            return value.ljust(32, b"\0")
+        return None
+    if type(value) is int and 0 <= value < 1 << (8 * size):
+        return value.to_bytes(32, "big")
+    return None
+
+
+def _struct_hash(order: PaymentOrder) -> bytes:
+    """keccak of the ABI-encoded struct: words joined directly for the usual field types (50x
+    faster than the generic encoder), eth_abi for anything else, which also raises as before."""
+    words = (_word(order.uetr, 16, True), _word(order.currency, 3, True), _word(order.amount, 32, False),
+             _word(order.flags, 1, False), _word(order.deadline, 8, False), _word(order.instruction_hash, 32, True))
+    if None not in words and isinstance(order.debtor, str) and isinstance(order.creditor, str):
+        uetr, currency, amount, flags, deadline, instruction_hash = words
+        return keccak(PAYMENT_ORDER_TYPEHASH + uetr + _address_word(order.debtor)  # type: ignore[operator]
+                      + _address_word(order.creditor) + currency + amount + flags + deadline + instruction_hash)
+    return keccak(abi_encode(
         ["bytes32", "bytes16", "address", "address", "bytes3", "uint256", "uint8", "uint64", "bytes32"],
         [PAYMENT_ORDER_TYPEHASH, *order.as_tuple()],
     ))
-    return keccak(b"\x19\x01" + domain_separator(chain_id, to_checksum_address(ledger)) + struct_hash)
+
+
+def order_digest(order: PaymentOrder, chain_id: int, ledger: str) -> bytes:
+    """The EIP-712 digest (what `hashPaymentOrder` returns on-chain)."""
+    return keccak(b"\x19\x01" + domain_separator(chain_id, _checksum(ledger)) + _struct_hash(order))
 
 
 def typed_data(order: PaymentOrder, chain_id: int, ledger: str) -> dict[str, Any]:
@@ -96,9 +130,19 @@ def typed_data(order: PaymentOrder, chain_id: int, ledger: str) -> dict[str, Any
 
 
 def sign_digest(private_key: bytes, digest: bytes) -> bytes:
-    """65-byte r||s||v signature (v in {27, 28}) over a prepared digest."""
-    sig = keys.PrivateKey(private_key).sign_msg_hash(digest)
-    return sig.r.to_bytes(32, "big") + sig.s.to_bytes(32, "big") + bytes([sig.v + 27])
+    """65-byte r||s||v signature (v in {27, 28}) over a prepared digest.
+
+    libsecp256k1 through coincurve directly (what eth_keys uses underneath, without its
+    wrapping: ~40 us instead of ~300 us); the same deterministic RFC 6979, low-s signature."""
+    if len(private_key) == 32 and len(digest) == 32:
+        try:
+            sig = coincurve.PrivateKey(bytes(private_key)).sign_recoverable(bytes(digest), hasher=None)
+        except ValueError:
+            pass  # an invalid key: eth_keys raises its own error below, as before
+        else:
+            return sig[:64] + bytes([sig[64] + 27])
+    sig_ = keys.PrivateKey(private_key).sign_msg_hash(digest)
+    return sig_.r.to_bytes(32, "big") + sig_.s.to_bytes(32, "big") + bytes([sig_.v + 27])
 
 
 def sign_order(private_key: bytes, order: PaymentOrder, chain_id: int, ledger: str) -> bytes:
@@ -114,11 +158,23 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         v -= 27
     if v not in (0, 1) or s > _SECP256K1_HALF_N or r == 0 or s == 0:
         raise InvalidSignature("signature is malformed or not in canonical (low-s) form")
+    if r < _SECP256K1_N and len(digest) == 32:  # else eth_keys below raises as it always did
+        try:
+            public = coincurve.PublicKey.from_signature_and_message(bytes(signature[:64]) + bytes([v]), bytes(digest),
+                                                                    hasher=None)
+        except ValueError as exc:
+            raise InvalidSignature("signature does not recover to any key") from exc
+        return _checksum_of(keccak(public.format(compressed=False)[1:])[-20:])
     try:
         public_key = keys.Signature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
     except BadSignature as exc:
         raise InvalidSignature("signature does not recover to any key") from exc
     return to_checksum_address(public_key.to_canonical_address())
+
+
+@lru_cache(maxsize=4096)
+def _checksum_of(address: bytes) -> str:
+    return to_checksum_address(address)
 
 
 def verify_order(order: PaymentOrder, signature: bytes, chain_id: int, ledger: str) -> None:

@@ -6,11 +6,13 @@ before the chain saw the payment.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -134,17 +136,43 @@ def view(session: Session, uetr: str) -> TrackerView | None:
     return _compose(intake, outbox, chain, session)
 
 
+def view_of_accepted(session: Session, intake: PaymentIntake, outbox: OutboxEntry, *,
+                     ask_mirror: bool = True) -> TrackerView | None:
+    """``view`` of a payment this session just accepted, from the rows it wrote (no reads of
+    intake and outbox). The mirror is asked (it may know the UETR from elsewhere) unless the
+    caller is about to wait for the payment anyway (``wait_final_async`` reads it then)."""
+    chain = mirror.get_payment(session=session, uetr=intake.uetr) if ask_mirror else None
+    return _compose(intake, outbox, chain, session)
+
+
 class ChangeSignal:
-    """Wakes request threads waiting for a payment to become final (fed by the indexer)."""
+    """Wakes requests waiting for a payment to become final (fed by the indexer's hooks).
+
+    Threads wait on a version counter (``wait``); event-loop waiters (``watch``) are woken
+    only for the UETRs an update names (its payments and newly final ones), so a waiting
+    request neither holds a thread nor re-reads its payment on every unrelated update."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._version = 0
+        self._watchers: dict[str, set[asyncio.Future[None]]] = {}
+        self._lock = threading.Lock()
 
-    def notify(self, *_: object) -> None:
+    def notify(self, update: object = None, *_: object) -> None:
         with self._cond:
             self._version += 1
             self._cond.notify_all()
+        uetrs = getattr(update, "uetrs", None)
+        with self._lock:
+            if not self._watchers:
+                return
+            if uetrs is None:  # an update that does not say what changed: wake everyone
+                woken = [f for fs in self._watchers.values() for f in fs]
+            else:
+                names = set(uetrs) | set(getattr(update, "finalized", ()) or ())
+                woken = [f for u in names for f in self._watchers.get(u, ())]
+        for fut in woken:
+            fut.get_loop().call_soon_threadsafe(_resolve, fut)
 
     def wait(self, version: int, timeout: float) -> int:
         with self._cond:
@@ -152,9 +180,43 @@ class ChangeSignal:
                 self._cond.wait(timeout)
             return self._version
 
+    def watch(self, uetr: str) -> asyncio.Future[None]:
+        """A future of the running loop, resolved at the next update naming `uetr`."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._watchers.setdefault(uetr, set()).add(fut)
+        return fut
+
+    def unwatch(self, uetr: str, fut: asyncio.Future[None]) -> None:
+        with self._lock:
+            futures = self._watchers.get(uetr)
+            if futures is not None:
+                futures.discard(fut)
+                if not futures:
+                    del self._watchers[uetr]
+
     @property
     def version(self) -> int:
         return self._version
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+#: How often a waiting request re-reads its payment even without an update naming it (an
+#: outbox row can turn FAILED or HELD without any chain event).
+RECHECK_SECONDS = 0.25
+
+
+def _read_view(gateway: Any, uetr: str, intake: PaymentIntake | None = None) -> TrackerView | None:
+    """``view`` in its own session; with the payment's `intake` row at hand (it never changes
+    once written) only the outbox and the mirror are read."""
+    with gateway.require_sessions()() as session:
+        if intake is None:
+            return view(session, uetr)
+        return _compose(intake, _outbox_row(session, uetr), mirror.get_payment(session=session, uetr=uetr), session)
 
 
 def wait_final(gateway: Any, uetr: str, timeout: float) -> TrackerView | None:
@@ -164,12 +226,43 @@ def wait_final(gateway: Any, uetr: str, timeout: float) -> TrackerView | None:
     current: TrackerView | None = None
     while True:
         version = signal.version
-        with gateway.require_sessions()() as session:
-            current = view(session, uetr)
+        current = _read_view(gateway, uetr)
         remaining = deadline - time.monotonic()
         if current is None or current.status in FINAL or remaining <= 0:
             return current
-        signal.wait(version, min(remaining, 0.25))
+        signal.wait(version, min(remaining, RECHECK_SECONDS))
+
+
+async def wait_final_async(gateway: Any, uetr: str, timeout: float, *, current: TrackerView | None,
+                           version: int, run: Callable[..., Awaitable[Any]] | None = None,
+                           intake: PaymentIntake | None = None) -> TrackerView | None:
+    """``wait_final`` on the event loop: no thread and no database connection is held while
+    waiting. `current` is the view read when the signal was at `version` (read again if an
+    update came in between, so none is missed). `run` runs the reads in a thread
+    (``run_in_threadpool`` by default); `intake`, the payment's intake row if at hand."""
+    if run is None:
+        from starlette.concurrency import run_in_threadpool as run
+
+    deadline = time.monotonic() + timeout
+    signal: ChangeSignal = gateway.changes
+    fut = signal.watch(uetr)
+    try:
+        if signal.version != version:
+            current = await run(_read_view, gateway, uetr, intake)
+        while True:
+            remaining = deadline - time.monotonic()
+            if current is None or current.status in FINAL or remaining <= 0:
+                return current
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), min(remaining, RECHECK_SECONDS))
+            except TimeoutError:
+                pass
+            if fut.done():
+                signal.unwatch(uetr, fut)
+                fut = signal.watch(uetr)
+            current = await run(_read_view, gateway, uetr, intake)
+    finally:
+        signal.unwatch(uetr, fut)
 
 
 def list_views(session: Session, *, bic: str | None, status: str | None, currency: str | None,
@@ -246,4 +339,4 @@ def statement_page(session: Session, profile: ParticipantProfile, *, currency: s
 
 
 __all__ = ["FINAL", "ChangeSignal", "TrackerView", "list_views", "status_counts", "statement_page", "view",
-           "wait_final", "ParticipantProfile"]
+           "view_of_accepted", "wait_final", "wait_final_async", "ParticipantProfile"]

@@ -32,6 +32,7 @@ from typing import Any
 
 import requests
 
+from chain_gateway.chain import _die_with_parent
 from chain_gateway.config import DEV_KEYSTORE_PASSPHRASE, PROJECT_ROOT
 from chain_gateway.ledger import LedgerClient
 from scripts.bench_chain import Rig, _chunks, bench_bic, start_rig
@@ -143,7 +144,7 @@ def launch_gateway(rig: Rig, data_dir: Path, *, database_url: str | None = None,
     log = data_dir / "gateway.log"
     proc = subprocess.Popen([sys.executable, "-m", "scripts.bench_gateway", "serve", str(cfg)], cwd=PROJECT_ROOT,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115 - the child owns it
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, preexec_fn=_die_with_parent)
     gw = GatewayProc(proc, port, data_dir, keys, log)
     deadline = time.monotonic() + 120
     while True:
@@ -178,6 +179,7 @@ def serve(config_path: str) -> int:
                             database_url=cfg["database_url"], rate_limit_per_second=1e9, rate_limit_burst=10**9,
                             rpc_timeout_seconds=60.0)
     profilers = _start_profilers(cfg["profile"]) if cfg.get("profile") else None
+    cpu = _ThreadCpu() if os.environ.get("BENCH_THREAD_CPU") else None
     gateway = Gateway(settings)
     gateway.start()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, gateway), host="127.0.0.1", port=cfg["port"],
@@ -188,7 +190,49 @@ def serve(config_path: str) -> int:
         gateway.stop()
         if profilers is not None:
             profilers()
+        if cpu is not None:
+            cpu.report()
     return 0
+
+
+class _ThreadCpu:
+    """CPU seconds per thread of this process (by Python thread name), from /proc: where a
+    GIL-bound process spends its one core. Printed at exit (BENCH_THREAD_CPU=1)."""
+
+    def __init__(self) -> None:
+        self.names: dict[int, str] = {}
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, name="bench-cpu", daemon=True).start()
+
+    def _run(self) -> None:
+        self.seen: dict[int, float] = {}
+        while not self._stop.wait(0.5):
+            for t in threading.enumerate():
+                if t.native_id is not None:
+                    self.names[t.native_id] = t.name
+                    self.seen[t.native_id] = self._cpu(t.native_id)
+
+    @staticmethod
+    def _cpu(tid: int) -> float:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            return 0.0
+
+    def report(self) -> None:
+        totals: Counter[str] = Counter()
+        for tid in [int(t) for t in os.listdir("/proc/self/task")]:
+            self.seen[tid] = max(self.seen.get(tid, 0.0), self._cpu(tid))
+        for tid, sec in self.seen.items():
+            name = self.names.get(tid, f"tid{tid}")
+            key = "AnyIO worker" if name.startswith("AnyIO worker") else name
+            totals[key] += sec
+        whole = sum(totals.values())
+        lines = [f"thread CPU seconds (total {whole:.1f}):"] + [f"  {sec:8.2f}  {name}"
+                                                              for name, sec in totals.most_common(12)]
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+        (PROFILE_DIR / "thread-cpu.txt").write_text("\n".join(lines) + "\n")
 
 
 def _start_profilers(label: str):  # type: ignore[no-untyped-def]
@@ -434,7 +478,7 @@ async def _drive(url: str, per_client: Sequence[Sequence[Req]], wait: int, timeo
 class LagSampler:
     """Samples chain head and the mirror's block every `interval` seconds (mirror lag)."""
 
-    def __init__(self, rig: Rig, gw: GatewayProc, interval: float = 0.05) -> None:
+    def __init__(self, rig: Rig, gw: GatewayProc, interval: float = 0.2) -> None:
         self.rig, self.gw, self.interval = rig, gw, interval
         self.samples: list[tuple[float, int, int]] = []
         self._stop = threading.Event()

@@ -7,6 +7,8 @@ has already been through a binary float in most clients, and floats are never mo
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -107,8 +109,50 @@ class PaymentRequest(WithPartiesAndFx):
 
 
 def parse_payment_request(body: bytes | str) -> PaymentRequest:
-    """Parse a JSON body; any problem is a GatewayError (FF01, AM12, AM03, RC01)."""
+    """Parse a JSON body; any problem is a GatewayError (FF01, AM12, AM03, RC01).
+
+    A member named twice is refused (FF01): a JSON parser keeps one of them (pydantic the
+    last, others the first), so a body like ``{"amount": "1.00", "amount": "900.00"}`` reads
+    differently to the bank's systems and to the gateway (I-JSON, RFC 7493, forbids it)."""
+    _refuse_duplicate_members(body)
     return PaymentRequest.model_validate_json(body)
+
+
+MAX_JSON_DEPTH: Final = 64
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_depth(body: bytes | str) -> int:
+    """How deep `body`'s arrays and objects nest (brackets inside strings not counted): cheap
+    for ordinary bodies, C-speed passes for the rest. Checked before the standard library's
+    ``json`` reads untrusted input: it recurses in C once per level, and the gateway process
+    runs with a recursion limit of 100,000 (py_ecc and py-evm raise it when imported), so
+    ~100,000 nested brackets overflow the C stack and kill the process."""
+    raw = body.encode() if isinstance(body, str) else bytes(body)
+    bound = raw.count(b"[") + raw.count(b"{")
+    if bound <= MAX_JSON_DEPTH:
+        return bound  # an upper bound, and already small enough
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    return max(itertools.accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
+def _refuse_duplicate_members(body: bytes | str) -> None:
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise InvalidMessage(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        names = [name for name, _ in items]
+        if len(names) != len(set(names)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidMessage(f"JSON member named more than once: {', '.join(twice)[:100]}", field=twice[0][:64])
+        return dict(items)
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):  # not JSON at all: the model's own parse says why
+        return
 
 
 def instruction_from_request(

@@ -37,6 +37,19 @@ DEFUNDED = "0x" + keccak(text="Defunded(address,bytes3,uint256,bytes32)").hex()
 NY, FR, LN, TK = "DEMOUS33XXX", "DEMODEFFXXX", "DEMOGB2LXXX", "DEMOJPJTXXX"
 DEMO_BANKS = (NY, FR, LN, TK)
 DEPLOYMENT_NAME = "reliability"
+FIGURES: list[str] = []  # summary lines the suites report (tests/reliability/conftest.py prints them)
+
+
+def report(line: str) -> None:
+    """Print a figure now (with -s) and again in the terminal summary."""
+    print("\n" + line)
+    FIGURES.append(line)
+
+
+def write_figures(terminalreporter: Any) -> None:
+    """The terminal-summary hook of both suites' conftests: the figures, once."""
+    while FIGURES:
+        terminalreporter.write_line(FIGURES.pop(0))
 
 
 def free_port() -> int:

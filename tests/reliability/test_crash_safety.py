@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.harness import (Chain, GatewayProcess, PaymentLoad, assert_money_conserved, make_specs,
-                                       settled_events, wait_all_final, wait_reconciled)
+                                       report, settled_events, wait_all_final, wait_reconciled)
 
 pytestmark = pytest.mark.slow
 
 PAYMENTS = int(os.environ.get("CRASH_PAYMENTS", "2000"))
-KILLS = int(os.environ.get("CRASH_KILLS", "6"))
+KILLS = int(os.environ.get("CRASH_KILLS", "8"))
 WORKERS = 8
 
 
@@ -74,7 +74,7 @@ def test_sigkilled_gateway_loses_nothing_and_pays_nothing_twice(tmp_path: Path) 
         by_status: dict[str, int] = {}
         for s in statuses.values():
             by_status[s] = by_status.get(s, 0) + 1
-        print(f"\ncrash safety (seed {seed}): payments sent {result.sent}, accepted {len(accepted)}, "
+        report(f"crash safety (seed {seed}): payments sent {result.sent}, accepted {len(accepted)}, "
               f"kills survived {kills} (gateway down {downtime:.1f} s in all), lost {len(lost)}, "
               f"stuck {len(stuck)}, paid twice {len(paid_twice)}; statuses {by_status}; "
               f"client retries {dict(result.retries)}")
@@ -94,3 +94,37 @@ def test_sigkilled_gateway_loses_nothing_and_pays_nothing_twice(tmp_path: Path) 
             load.stop_event.set()
         gateway.stop()
         chain.stop()
+
+
+def test_make_run_mode_managed_anvil_keeps_the_ledger_across_gateway_kills(tmp_path: Path) -> None:
+    """`make run`'s own set-up: the gateway starts anvil itself (SETTLEMENT_CHAIN=anvil, a fixed
+    SETTLEMENT_ANVIL_PORT, state under the data folder). A SIGKILLed gateway takes its anvil
+    down too (PR_SET_PDEATHSIG sends it SIGTERM, and anvil saves its state on SIGTERM): the
+    restarted gateway's anvil must load the same ledger, and nothing accepted may be lost."""
+    from tests.reliability.harness import FR, NY, free_port
+
+    gateway = GatewayProcess(tmp_path / "gateway", "http://unused", tmp_path / "deployments",
+                             extra_env={"SETTLEMENT_CHAIN": "anvil", "SETTLEMENT_ANVIL_PORT": str(free_port())})
+    try:
+        gateway.start()
+        creds = gateway.credentials
+        accepted: list[str] = []
+        heads = []
+        for round_ in range(3):
+            with gateway.client(creds["banks"][NY]) as ny:
+                for i in range(30):
+                    r = ny.post("/v1/payments", json={"creditor_agent": FR, "currency": "USD", "amount": f"{i + 1}.00",
+                                                      "end_to_end_id": f"R{round_}-{i}"})
+                    assert r.status_code == 202, r.text
+                    accepted.append(r.json()["uetr"])
+            heads.append(gateway.wait_serving(30)["latest_block"])
+            gateway.sigkill()
+            gateway.start()
+            assert gateway.wait_serving(30)["latest_block"] >= heads[-1], heads  # the chain came back
+        statuses = wait_all_final(gateway, creds["auditor"], accepted, timeout=120)
+        assert set(statuses.values()) == {"ACSC"}, {s for s in statuses.values()}
+        wait_reconciled(gateway, creds["auditor"])
+        report(f"make-run mode: 3 gateway kills with its managed anvil, chain heads {heads} kept, "
+               f"{len(accepted)} payments all settled")
+    finally:
+        gateway.stop()
