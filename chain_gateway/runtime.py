@@ -136,7 +136,8 @@ class Gateway:
                 log.warning("outbox sweep for payments lost by the chain failed: %s", exc)
 
     def resend_lost(self, uetrs: Any = None, *, older_than: float | None = None) -> list[str]:
-        """Outbox rows marked DONE whose UETR the chain no longer has go back to PENDING.
+        """Outbox rows marked DONE whose UETR the chain no longer has go back to PENDING, in both
+        outboxes (plain payments and FX payments).
 
         DONE means "the chain had the UETR" when the receipt came; a reorganisation, or a
         node restored from an older state (anvil killed between two state saves), can take
@@ -146,6 +147,15 @@ class Gateway:
         rows DONE for at least `older_than` seconds, so the mirror had time to follow) is
         checked with ``paymentStatus``: 0 means lost. Resending cannot pay twice: the chain
         takes a UETR once. Returns the UETRs sent again."""
+        from chain_gateway.fx import FX_DONE, FX_PENDING, FxPaymentEntry
+        from chain_gateway.outbox.models import OutboxEntry
+
+        lost = self._resend_lost_from(OutboxEntry, OutboxState.DONE, OutboxState.PENDING, uetrs, older_than,
+                                      self.submitter)
+        return lost + self._resend_lost_from(FxPaymentEntry, FX_DONE, FX_PENDING, uetrs, older_than, self.fx)
+
+    def _resend_lost_from(self, table: Any, done: str, pending: str, uetrs: Any, older_than: float | None,
+                          sender: Any) -> list[str]:
         import datetime as dt
         import uuid
 
@@ -153,17 +163,16 @@ class Gateway:
 
         from chain_gateway.db import transaction, utcnow
         from chain_gateway.mirror.models import Payment
-        from chain_gateway.outbox.models import OutboxEntry
 
         client = self.require_client()
         with transaction(self.require_sessions()) as session:
-            query = select(OutboxEntry.uetr).where(OutboxEntry.state == OutboxState.DONE)
+            query = select(table.uetr).where(table.state == done)
             if uetrs is not None:
-                query = query.where(OutboxEntry.uetr.in_(sorted(uetrs)))
+                query = query.where(table.uetr.in_(sorted(uetrs)))
             else:
-                query = query.where(~exists().where(Payment.uetr == OutboxEntry.uetr))
+                query = query.where(~exists().where(Payment.uetr == table.uetr))
                 if older_than is not None:
-                    query = query.where(OutboxEntry.updated_at < utcnow() - dt.timedelta(seconds=older_than))
+                    query = query.where(table.updated_at < utcnow() - dt.timedelta(seconds=older_than))
             candidates = list(session.scalars(query.limit(5_000)))
         if not candidates:
             return []
@@ -171,15 +180,14 @@ class Gateway:
         lost = [u for u, status in zip(candidates, statuses, strict=True) if status == 0]
         if lost:
             with transaction(self.require_sessions()) as session:
-                session.execute(update(OutboxEntry).where(OutboxEntry.uetr.in_(lost),
-                                                          OutboxEntry.state == OutboxState.DONE)
-                                .values(state=OutboxState.PENDING, updated_at=utcnow(),
+                session.execute(update(table).where(table.uetr.in_(lost), table.state == done)
+                                .values(state=pending, updated_at=utcnow(),
                                         last_error="the chain lost the block that carried it (reorganisation "
                                                    "or a node restored from older state); sent again"))
             log.warning("%d payments were lost by the chain (reorganisation or restored node); sending them "
                         "again", len(lost))
-            if self.submitter is not None:
-                self.submitter.notify()
+            if sender is not None:
+                sender.notify()
         return lost
 
     def _spawn(self, name: str, target: Any) -> None:

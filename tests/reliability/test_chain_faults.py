@@ -269,9 +269,6 @@ def test_reorg_mirror_follows_and_non_final_statuses_are_corrected(tmp_path: Pat
     _reorg(tmp_path, 4, pay)
 
 
-@pytest.mark.xfail(strict=True, reason="FX outbox (chain_gateway/fx.py, FX owner): a DONE row is never checked "
-                                       "again, so an FX payment whose block a reorg dropped stays ACSP; "
-                                       "see docs/security.md for the proposed fix")
 def test_reorg_fx_payment_is_sent_again(tmp_path: Path) -> None:
     def pay(gw: GatewayProcess, creds: dict[str, Any]) -> list[str]:
         provider = next(iter(creds["fx_providers"].values()))
