@@ -92,6 +92,24 @@ def make_bank(client: LedgerClient) -> Callable[..., Bank]:
     return _make
 
 
+FAUCET_KEY_INDEX = 9  # dev account 0 is the operator, 1 the relayer; 9 only pays gas money
+
+
+@pytest.fixture
+def own_sender(client: LedgerClient, chain: ChainHandle) -> Callable[[LocalAccount], TxSender]:
+    """A TxSender for any key (a bank's own, a stranger's), given 1 ETH for gas first: eth-tester
+    has a base fee, so a key with no ether cannot send."""
+    faucet = TxSender(chain.w3, chain.dev_keys[FAUCET_KEY_INDEX])
+    funded: dict[str, TxSender] = {}
+
+    def _sender(account: LocalAccount) -> TxSender:
+        if account.address not in funded:
+            faucet.wait(faucet.send(account.address, b"", gas=21_000, value=10**18))
+            funded[account.address] = TxSender(chain.w3, account, decoder=client.decoder)
+        return funded[account.address]
+    return _sender
+
+
 @pytest.fixture
 def make_order(chain: ChainHandle, deployment: Deployment) -> Callable[..., tuple[PaymentOrder, bytes]]:
     """Build and sign a payment order (the debtor's own key unless `signer` is given)."""

@@ -26,7 +26,6 @@ OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 RELAYER_ROLE = keccak(text="RELAYER_ROLE")
 REGISTRAR_ROLE = keccak(text="REGISTRAR_ROLE")
 DEFAULT_ADMIN_ROLE = b"\0" * 32
-FAUCET_KEY_INDEX = 9  # dev account 0 is the operator, 1 the relayer; 9 only pays gas money
 GAS_OWN_TX = 200_000
 
 # The full signatures, written out here rather than read from the ABI, so a renamed or
@@ -110,20 +109,6 @@ def events(contracts: dict[str, Contract]) -> Callable[..., list[dict[str, Any]]
     def _events(receipt: dict[str, Any], name: str, contract: str = "ledger") -> list[dict[str, Any]]:
         return decode_events(contracts[contract], receipt, name)
     return _events
-
-
-@pytest.fixture
-def own_sender(client: LedgerClient, chain: ChainHandle) -> Callable[[LocalAccount], TxSender]:
-    """A TxSender for any key (a bank's own, a stranger's), given 1 ETH for gas first."""
-    faucet = TxSender(chain.w3, chain.dev_keys[FAUCET_KEY_INDEX])
-    funded: dict[str, TxSender] = {}
-
-    def _sender(account: LocalAccount) -> TxSender:
-        if account.address not in funded:
-            faucet.wait(faucet.send(account.address, b"", gas=21_000, value=10**18))
-            funded[account.address] = TxSender(chain.w3, account, decoder=client.decoder)
-        return funded[account.address]
-    return _sender
 
 
 @pytest.fixture

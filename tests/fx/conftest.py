@@ -31,7 +31,6 @@ from tests.contracts.conftest import (  # noqa: F401
     contracts,
     events,
     latest_timestamp,
-    own_sender,
     queue_payment,
     reverts,
     stranger,

@@ -22,8 +22,7 @@ from chain_gateway.db import make_engine, make_session_factory
 from chain_gateway.ledger import ROLE_BANK, LedgerClient
 from chain_gateway.mirror.schema import upgrade_database
 from chain_gateway.queue import QueueService
-from tests.contracts.conftest import (call_as, contracts, events, latest_timestamp, own_sender,  # noqa: F401
-                                     queue_payment, reverts, stranger)
+from tests.contracts.conftest import call_as, contracts, events, latest_timestamp, queue_payment, reverts, stranger  # noqa: F401
 
 FUND_REF = b"\0" * 32
 

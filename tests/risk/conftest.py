@@ -13,21 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import chain_gateway.audit_trail  # noqa: F401 - registers audit_trail on Base.metadata
 import chain_gateway.models_all  # noqa: F401 - every gateway table
 import chain_gateway.risk.holds  # noqa: F401 - risk_holds
-from chain_gateway.chain import ChainHandle
 from chain_gateway.db import Base, make_engine, make_session_factory, utcnow
 from chain_gateway.instructions.model import PaymentInstruction
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.payments import PaymentIntake
-from chain_gateway.transactions import TxSender
 
-FAUCET_KEY_INDEX = 9  # dev account 9 only pays gas money (as in tests/contracts)
 NY, FR, GB = "DEMOUS33XXX", "DEMODEFFXXX", "DEMOGB2LXXX"
 
 
@@ -91,18 +87,6 @@ def add_history(sessions: sessionmaker[Session]) -> Callable[..., list[str]]:
     return _add
 
 
-@pytest.fixture
-def own_sender(client: LedgerClient, chain: ChainHandle) -> Callable[[LocalAccount], TxSender]:
-    """A TxSender for a bank's own key, given gas money first."""
-    faucet = TxSender(chain.w3, chain.dev_keys[FAUCET_KEY_INDEX])
-    made: dict[str, TxSender] = {}
-
-    def _sender(account: LocalAccount) -> TxSender:
-        if account.address not in made:
-            faucet.wait(faucet.send(account.address, b"", gas=21_000, value=10**18))
-            made[account.address] = TxSender(chain.w3, account, decoder=client.decoder)
-        return made[account.address]
-    return _sender
 
 
 # --- a small app serving api/routes/risk.py over a stand-in gateway --------------------------

@@ -19,8 +19,7 @@ from sqlalchemy import func, select
 from chain_gateway.access import ParticipantProfile
 from chain_gateway.outbox.models import OutboxEntry
 from chain_gateway.payments import PaymentIntake
-from tests.contracts.conftest import (call_as, contracts, error_selector, events, own_sender,  # noqa: F401
-                                      reverts, stranger)
+from tests.contracts.conftest import call_as, contracts, error_selector, events, reverts, stranger  # noqa: F401
 from tests.live import Live, start_live
 from tests.reliability.harness import write_figures
 
