@@ -10,11 +10,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.types import BlockIdentifier
 
 from chain_gateway.codec import bic_to_bytes11, country_to_bytes2, currency_to_bytes3
 from chain_gateway.errors import ConfigurationError
@@ -89,7 +90,7 @@ class LedgerClient:
     # ------------------------------------------------------------------ views
     def _view(self, to: str, sig: str, types: Sequence[str], args: Sequence[Any], out: Sequence[str],
               block: int | str = "latest") -> tuple[Any, ...]:
-        raw = self.w3.eth.call({"to": to, "data": encode_call(sig, types, args)}, block)
+        raw = self.w3.eth.call({"to": to, "data": encode_call(sig, types, args)}, cast(BlockIdentifier, block))
         return tuple(abi_decode(list(out), bytes(raw)))
 
     def balance_of(self, participant: str, currency: str, block: int | str = "latest") -> int:

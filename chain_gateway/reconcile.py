@@ -9,6 +9,11 @@ At the block (the mirror's checkpoint unless told otherwise) it compares:
   payment the mirror lacks (``missing_payment``) or invents (``extra_payment``) shows;
 * at the checkpoint, each balance row with the running balance of its last statement line.
 
+Between ``commitGridlock`` and the last ``closeGridlock`` the chain's balances are ahead of
+its events by the committed batch's nets: those payments are counted as in transit
+(``checked["in_transit"]``) and their nets added to the mirror's side, so the window is
+exact rather than a burst of false differences.
+
 View calls go out as JSON-RPC batches on an HTTP node. An empty ``differences`` list means
 the mirror is consistent with the chain.
 """
@@ -18,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_utils import to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -39,6 +46,8 @@ _CHAIN_NAMES = {0: "unknown", 1: "PDNG", 2: "ACSC", 3: "CANC", 4: "RJCT", 5: "PD
 # for the open gridlock batch (5) is still queued for the mirror (no event names the reserved
 # UETRs yet).
 _MIRROR_CODE = {5: 1}
+_STATUS_RESERVED = 5
+_GRID_COMMITTED = 2  # gridlockBatch() state: nets applied, payments being closed
 
 
 @dataclass(frozen=True)
@@ -136,8 +145,17 @@ def reconcile(session: Session, client: LedgerClient, block: int | None = None, 
     mirror_balances, mirror_payments = _mirror_at(session, block, block == cp.block_number)
     differences: list[Difference] = []
 
-    # balances and supply
-    keys = sorted(set(mirror_balances) | chain_keys)
+    # payments: every UETR either side knows, with its status on the chain
+    mirror_uetrs = set(mirror_payments)
+    common = sorted(mirror_uetrs & chain_uetrs)
+    codes = [_uint(raw) for raw in source.calls(
+        [(client.ledger, encode_call("paymentStatus(bytes16)", ["bytes16"], [_uetr_bytes(u)])) for u in common],
+        block)] if common else []
+    in_transit = _in_transit(source, client, block, [u for u, code in zip(common, codes, strict=True)
+                                                     if code == _STATUS_RESERVED])
+
+    # balances and supply (a committed gridlock's payments not yet closed count as in transit)
+    keys = sorted(set(mirror_balances) | chain_keys | set(in_transit))
     currencies = sorted({c for _, c in keys})
     calls = [(client.ledger, encode_call("balanceOf(address,bytes3)", ["address", "bytes3"],
                                          [p, currency_to_bytes3(c)])) for p, c in keys]
@@ -147,11 +165,14 @@ def reconcile(session: Session, client: LedgerClient, block: int | None = None, 
     chain_balances = dict(zip(keys, results[:len(keys)], strict=True))
     for (participant, currency), chain_amount in chain_balances.items():
         mirror_amount = mirror_balances.get((participant, currency))
-        if mirror_amount is None and chain_amount == 0:
+        moving = in_transit.get((participant, currency), 0)
+        if mirror_amount is None and chain_amount == moving == 0:
             continue  # never funded or emptied before any mirror row: both say nothing
-        if mirror_amount != chain_amount:
-            differences.append(Difference("balance", f"{participant}/{currency}",
-                                          None if mirror_amount is None else str(mirror_amount), str(chain_amount)))
+        if (mirror_amount or 0) + moving != chain_amount:
+            shown = None if mirror_amount is None else str(mirror_amount)
+            if moving:
+                shown = f"{mirror_amount or 0} {'+' if moving > 0 else '-'} {abs(moving)} in transit"
+            differences.append(Difference("balance", f"{participant}/{currency}", shown, str(chain_amount)))
     for currency, supply in zip(currencies, results[len(keys):], strict=True):
         mirror_supply = sum(a for (_, c), a in mirror_balances.items() if c == currency)
         if mirror_supply != supply:
@@ -159,24 +180,45 @@ def reconcile(session: Session, client: LedgerClient, block: int | None = None, 
     if block == cp.block_number:
         differences += _statement_differences(session, mirror_balances)
 
-    # payments
-    mirror_uetrs = set(mirror_payments)
     for uetr in sorted(chain_uetrs - mirror_uetrs):
         differences.append(Difference("missing_payment", uetr, None, "present"))
     for uetr in sorted(mirror_uetrs - chain_uetrs):
         differences.append(Difference("extra_payment", uetr, mirror_payments[uetr]["status"], None))
-    common = sorted(mirror_uetrs & chain_uetrs)
-    statuses = source.calls([(client.ledger, encode_call("paymentStatus(bytes16)", ["bytes16"],
-                                                         [bytes.fromhex(u.replace("-", ""))])) for u in common],
-                            block) if common else []
-    for uetr, raw in zip(common, statuses, strict=True):
-        code = _uint(raw)
+    for uetr, code in zip(common, codes, strict=True):
         mine = mirror_payments[uetr]
         if mine["chain_status"] != _MIRROR_CODE.get(code, code) or mine["status"] not in _AGREES.get(code, ()):
             differences.append(Difference("payment_status", uetr, f"{mine['status']} ({mine['chain_status']})",
                                           f"{_CHAIN_NAMES.get(code, str(code))} ({code})"))
+    transit_count = sum(1 for code in codes if code == _STATUS_RESERVED) if in_transit else 0
     return Reconciliation(block, {"balances": len(keys), "payments": len(mirror_uetrs | chain_uetrs),
-                                  "currencies": len(currencies)}, differences)
+                                  "currencies": len(currencies), "in_transit": transit_count}, differences)
+
+
+def _uetr_bytes(uetr: str) -> bytes:
+    return bytes.fromhex(uetr.replace("-", ""))
+
+
+def _in_transit(source: ChainSource, client: LedgerClient, block: int, reserved: list[str]) -> dict[tuple[str, str], int]:
+    """Net balance movement, per (participant, currency), of the payments a committed gridlock
+    batch has already settled on the chain but not yet closed.
+
+    ``commitGridlock`` applies every net position at once, while each payment's PaymentSettled
+    event only comes with ``closeGridlock`` a few transactions later. Between the two the chain's
+    balances are ahead of the events (and so of the mirror) by exactly these nets: items in
+    transit, as a bank reconciliation calls them. A batch still reserving (or released) has
+    moved nothing, so it has none."""
+    if not reserved or client.gridlock_batch(block)[1] != _GRID_COMMITTED:
+        return {}
+    nets: dict[tuple[str, str], int] = {}
+    rows = source.calls([(client.ledger, encode_call("queuedPayment(bytes16)", ["bytes16"], [_uetr_bytes(u)]))
+                         for u in reserved], block)
+    for raw in rows:
+        debtor, creditor, currency, amount, *_ = abi_decode(
+            ["address", "address", "bytes3", "uint256", "uint8", "bool", "uint64"], bytes(raw))
+        code = bytes(currency).rstrip(b"\0").decode("ascii", errors="replace")
+        for party, delta in ((to_checksum_address(debtor), -int(amount)), (to_checksum_address(creditor), int(amount))):
+            nets[(party, code)] = nets.get((party, code), 0) + delta
+    return nets
 
 
 def _statement_differences(session: Session, balances: dict[tuple[str, str], int]) -> Iterable[Difference]:

@@ -65,7 +65,7 @@ class PostgresServer:
 
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
     def create_database(self, name: str | None = None, *, template: str | None = None) -> str:
         """A new database (optionally a copy of `template`); returns its URL."""

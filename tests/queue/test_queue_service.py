@@ -192,3 +192,39 @@ def test_stuck_queue_triggers_resolution(queue_env, make_order):
     report = service._maybe_resolve()  # noqa: SLF001
     assert report is not None and report.settled_count == 2
     assert [e.status(u) for u in items] == [2, 2]
+
+
+def test_reconciliation_is_exact_between_commit_and_close(queue_env, make_order):
+    """After commitGridlock the chain's balances have moved, but the payments' PaymentSettled
+    events only come with closeGridlock. An auditor reconciling in that window must see the
+    committed payments as in transit, not as balance differences; anything else stays a difference."""
+    from sqlalchemy import update
+
+    from chain_gateway.mirror.models import Balance
+    from chain_gateway.reconcile import reconcile
+
+    e = queue_env
+    a, b = e.bank("A", {"USD": 100}), e.bank("B")
+    items = [e.queue_onchain(make_order, a, b, 150), e.queue_onchain(make_order, b, a, 60)]
+    e.sync()
+    batch = b"\x09" * 32
+    e.client.reserve_gridlock(batch, items)
+    e.client.commit_gridlock(batch, 2)
+    assert (e.balance("A"), e.balance("B")) == (10, 90) and [e.status(u) for u in items] == [5, 5]
+    e.gateway.indexer.sync_once()
+    with e.gateway.sessions() as s:
+        mid = reconcile(s, e.client)
+    assert mid.differences == [] and mid.checked["in_transit"] == 2
+    with e.gateway.sessions() as s, s.begin():  # a real difference in the window is still caught
+        s.execute(update(Balance).where(Balance.participant == a.address).values(amount=101))
+    with e.gateway.sessions() as s:
+        tampered = reconcile(s, e.client)
+    assert ("balance", "101 - 90 in transit", "10") in [(d.kind, d.mirror, d.chain) for d in tampered.differences]
+    with e.gateway.sessions() as s, s.begin():
+        s.execute(update(Balance).where(Balance.participant == a.address).values(amount=100))
+    e.client.close_gridlock(batch, items)
+    e.gateway.indexer.sync_once()
+    with e.gateway.sessions() as s:
+        after = reconcile(s, e.client)
+    assert after.differences == [] and after.checked["in_transit"] == 0
+    assert [e.status(u) for u in items] == [2, 2] and (e.balance("A"), e.balance("B")) == (10, 90)
