@@ -106,13 +106,16 @@ class OnChain:
         relayer = self.client.relayer
         assert relayer is not None
         hashes = []
+        # One transaction at a time: each takes most of anvil's 30M block, and anvil's automine
+        # leaves what does not fit the block pending until the next arrival (a stall when several
+        # are sent together; see scripts/bench_chain.Rig.send_mined).
         for start in range(0, len(signed), per_tx):
             part = signed[start:start + per_tx]
             data = LedgerClient.encode_batch([o for o, _ in part], [s for _, s in part])
-            hashes.append(relayer.send(self.client.ledger, data, gas=min(TX_GAS_CAP, 200_000 + QUEUED_ITEM_GAS * len(part))))
-        for tx in hashes:
+            tx = relayer.send(self.client.ledger, data, gas=min(TX_GAS_CAP, 200_000 + QUEUED_ITEM_GAS * len(part)))
             if relayer.wait(tx)["status"] != 1:
                 raise SystemExit(f"queuing transaction {tx} failed")
+            hashes.append(tx)
         queued = self.client.statuses([o.uetr for o, _ in signed])
         if any(s != 1 for s in queued):
             raise SystemExit(f"{sum(s != 1 for s in queued)} payments did not queue")

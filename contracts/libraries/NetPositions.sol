@@ -40,26 +40,40 @@ library NetPositions {
     /// @return i The account's number (index into the value arrays). @return added True when new.
     function find(Table memory t, address participant, bytes3 currency) internal pure returns (uint256 i, bool added) {
         uint256 key = uint256(uint160(participant)) | (uint256(uint24(currency)) << 160);
-        (uint256[] memory slots, uint256[] memory keys) = (t.slots, t.keys);
-        // Unchecked: slots.length is a power of two >= 2; h stays below it (masked); a used slot holds
-        // number + 1 >= 1; the multiplication is only a bit mixer (wrapping is harmless).
-        unchecked {
-            uint256 mask = slots.length - 1;
+        bytes4 full = NetPositionsFull.selector;
+        // Probing as before, in assembly (no bounds checks needed): slots.length is a power of
+        // two >= 2 and h is masked below it; a used slot holds number + 1 >= 1, so its number is
+        // below count <= keys.length; the multiplication is only a bit mixer (wrapping is harmless).
+        assembly ("memory-safe") {
+            let slots := mload(add(t, 0x20))
+            let keys := mload(add(t, 0x40))
+            let mask := sub(mload(slots), 1)
             // Addresses are keccak-derived, so their low bits already spread well: no hashing needed.
-            uint256 h = (key ^ (uint256(uint24(currency)) * 0x9E3779B1)) & mask;
-            uint256 entry = slots[h];
-            while (entry != 0) {
-                i = entry - 1;
-                if (keys[i] == key) return (i, false);
-                h = (h + 1) & mask;
-                entry = slots[h];
+            let h := and(xor(key, mul(shr(160, key), 0x9E3779B1)), mask)
+            let found := 0
+            for {} 1 {} {
+                let entry := mload(add(add(slots, 0x20), shl(5, h)))
+                if iszero(entry) { break }
+                if eq(mload(add(add(keys, 0x20), shl(5, sub(entry, 1)))), key) {
+                    found := entry
+                    break
+                }
+                h := and(add(h, 1), mask)
             }
-            i = t.count;
-            if (i == keys.length) revert NetPositionsFull(i);
-            keys[i] = key;
-            t.count = i + 1;
-            slots[h] = i + 1;
-            return (i, true);
+            switch found
+            case 0 {
+                i := mload(t)
+                if eq(i, mload(keys)) {
+                    mstore(0x00, full)
+                    mstore(0x04, i)
+                    revert(0x00, 0x24)
+                }
+                mstore(add(add(keys, 0x20), shl(5, i)), key)
+                mstore(t, add(i, 1))
+                mstore(add(add(slots, 0x20), shl(5, h)), add(i, 1))
+                added := 1
+            }
+            default { i := sub(found, 1) }
         }
     }
 

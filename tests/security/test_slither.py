@@ -40,7 +40,6 @@ EXPLAINED: dict[str, str] = {
     "uninitialized-local: settleQueued.settled": "a counter Solidity zero-initialises; read only after ++",
     "uninitialized-local: closeGridlock.closed": "a counter Solidity zero-initialises; read only after ++",
     "unused-return: SettlementLedger._process": "ECDSA.tryRecover's third value (the error argument) is not needed",
-    "unused-return: SettlementLedger._gatherGridlock": "NetPositions.find's 'added' flag is not needed for creditors",
     "unused-return: SettlementLedger.commitGridlock": "NetPositions.find's 'added' flag: each account is new there",
     "unused-return: FxSettlement._signedBy": "ECDSA.tryRecover's third value (the error argument) is not needed",
     "divide-before-multiply: FxSettlement._check": "ceil division: the product only tests whether it was exact",
