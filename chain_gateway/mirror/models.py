@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chain_gateway.db import Base, UTCDateTime
@@ -155,7 +155,11 @@ class StatementLine(Base):
     tx_hash: Mapped[str] = mapped_column(String(HASH_LEN))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_mirror_statement_lines_block", "block_number"),)
+    __table_args__ = (
+        Index("ix_mirror_statement_lines_block", "block_number"),
+        # a statement `since` a time: the first block of the window (repository._since_bound)
+        Index("ix_mirror_statement_lines_time", "participant", "currency", "at", "block_number"),
+    )
 
 
 class Funding(Base):
@@ -253,7 +257,15 @@ class Payment(Base):
     __table_args__ = (
         CheckConstraint("status IN ('ACSP', 'PDNG', 'ACSC', 'RJCT', 'CANC')", name="status"),
         Index("ix_mirror_payments_position", "first_block", "first_log_index"),
-        Index("ix_mirror_payments_status", "status"),
+        # (status, block_number), not status alone: the indexer asks after every range for the
+        # final statuses in blocks (a, b] (Indexer._finalized); with a status-only index SQLite
+        # walked every ACSC row ever mirrored for it (O(ledger)), with this one it seeks each
+        # status's block range. Lists and counts by status use the prefix.
+        Index("ix_mirror_payments_status_block", "status", "block_number"),
+        # MAX(queue_seq) for the next PaymentQueued (writer._next_queue_seq) without a table
+        # scan; partial: only queued payments carry a sequence number.
+        Index("ix_mirror_payments_queue_seq", "queue_seq", sqlite_where=text("queue_seq IS NOT NULL"),
+              postgresql_where=text("queue_seq IS NOT NULL")),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from chain_gateway.errors import InvalidMessage, NotFound
@@ -347,6 +347,29 @@ def _last_balance(session: Session, participant: str, currency: str,
     return None if value is None else int(value)
 
 
+def _since_bound(session: Session, participant: str, currency: str, since: datetime) -> ColumnElement[bool] | None:
+    """A condition on the block number that every line at or after `since` meets, so the
+    lines of a recent window are sought, not found by walking the balance's whole history
+    from its first line (lines are read in chain order; `since` is a time, which the primary
+    key cannot seek). It adds no row and drops none: the bound is the smallest block holding
+    a line at or after `since` (index ``ix_mirror_statement_lines_time``), or "none" when
+    there is no such line. Finding that block reads the window's index entries, so it is done
+    only for a window in the later half of the history (the usual "movements since ...");
+    for an earlier `since` the plain scan reaches the window soon and None is returned."""
+    key = (StatementLine.participant == participant, StatementLine.currency == currency)
+    first = session.execute(select(func.min(StatementLine.at)).where(*key)).scalar_one_or_none()
+    if first is None or since <= first:
+        return None  # no history, or the window is all of it
+    last = session.execute(select(func.max(StatementLine.at)).where(*key)).scalar_one()
+    if since > last:
+        return false()  # nothing at or after `since`
+    if since - first < last - since:
+        return None
+    low = session.execute(select(func.min(StatementLine.block_number))
+                          .where(*key, StatementLine.at >= since)).scalar_one()
+    return StatementLine.block_number >= low
+
+
 def statement(*, session: Session, participant: str, currency: str, since: datetime | None = None,
               until: datetime | None = None, as_of_block: int | None = None, cursor: str | None = None,
               limit: int = 100) -> Statement:
@@ -364,6 +387,9 @@ def statement(*, session: Session, participant: str, currency: str, since: datet
     window = list(up_to)
     if since is not None:
         window.append(StatementLine.at >= since)
+        bound = _since_bound(session, participant, currency, since)
+        if bound is not None:
+            window.append(bound)
     if until is not None:
         window.append(StatementLine.at < until)
     opening = 0

@@ -226,8 +226,9 @@ class RangeFold:
 
     def _next_queue_seq(self) -> int:
         if self._queue_seq is None:
-            self._queue_seq = int(self.conn.execute(select(func.coalesce(func.max(T_PAYMENTS.c.queue_seq), 0)))
-                                  .scalar_one())
+            # IS NOT NULL (same maximum) lets the partial index ix_mirror_payments_queue_seq answer
+            self._queue_seq = int(self.conn.execute(select(func.coalesce(func.max(T_PAYMENTS.c.queue_seq), 0))
+                                                    .where(T_PAYMENTS.c.queue_seq.is_not(None))).scalar_one())
         self._queue_seq += 1
         return self._queue_seq
 
