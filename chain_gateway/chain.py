@@ -23,6 +23,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import RPCEndpoint
 
 from chain_gateway.config import Settings
 from chain_gateway.errors import ChainUnavailable, ConfigurationError, ToolchainError
@@ -90,7 +91,7 @@ class AnvilProcess:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [str(binary), "--host", "127.0.0.1", "--port", str(self.port), "--gas-price", "0",
-                "--base-fee", "0", "--gas-limit", "30000000", "--code-size-limit", "49152", "--silent"]
+                "--base-fee", "0", "--gas-limit", "30000000", "--silent"]
         if state_file is not None:
             state_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--state", str(state_file), "--state-interval", str(state_interval)]
@@ -148,8 +149,13 @@ def make_web3(url: str, timeout: float = 10.0) -> Web3:
     backoff, so one unreachable node held a request for about 5 x timeout + 2 s (7 s at a 1 s
     timeout) before anyone heard of it. The callers that should retry do so themselves (the
     submitter's ``with_retry``, the indexer's loop); a request handler answers 503 at once.
+
+    ``eth_chainId`` is cached: web3's validation asks for it before every ``eth_call`` and
+    transaction (one extra round trip each), and a node's chain id never changes.
     """
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None))
+    provider = HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None,
+                            cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
+    w3 = Web3(provider)
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
     return w3
 
