@@ -21,7 +21,6 @@ from chain_gateway.lsm.model import (
     validate_queue,
 )
 
-
 Drop = Literal["largest", "latest"]
 """Which payment an uncovered participant gives up first: its largest (the default:
 each removal frees the most liquidity) or its latest in queue order (least urgent,

@@ -40,7 +40,7 @@ class _QuietHighs(highspy.Highs):
     that registration unless output is already off, so output goes off first.
     """
 
-    def enableCallbacks(self) -> None:  # noqa: N802 - highspy's name
+    def enableCallbacks(self) -> None:
         self.setOptionValue("output_flag", False)
         super().enableCallbacks()  # type: ignore[no-untyped-call]
 

@@ -19,7 +19,7 @@ from chain_gateway.lsm import (
     solve_milp,
 )
 from chain_gateway.lsm import solver as solver_module
-from chain_gateway.lsm.milp import build_model
+from chain_gateway.lsm.milp import build_model, run_mip
 from chain_gateway.lsm.model import Account
 from chain_gateway.lsm.reduce import group_interchangeable, reduce_currency
 from chain_gateway.lsm.ubin import random_gridlock
@@ -243,3 +243,35 @@ def test_solve_milp_respects_its_time_limit_on_a_hard_gridlock() -> None:
     assert proposal.solver_seconds < 2.5
     assert_consistent(proposal, list(case.payments), case.balances)
     assert proposal.value > 0 and proposal.bound is not None and proposal.gap is not None
+
+
+def test_solve_milp_warm_starts_highs_from_a_feasible_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heuristic incumbent handed to HiGHS (setSolution) satisfies every row, so
+    HiGHS accepts it as its first incumbent; its bound never sits below our value."""
+    seen: list[tuple[object, object]] = []
+    real = run_mip
+
+    def recording(model: object, warm_start: object, *args: object, **kwargs: object) -> object:
+        seen.append((model, warm_start))
+        return real(model, warm_start, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(solver_module, "run_mip", recording)
+    case = random_gridlock(n_banks=16, n_payments=120, seed=5)
+    proposal = solve_milp(case.payments, case.balances, time_limit=2.0)
+    assert seen, "HiGHS was not called"
+    for model, warm_start in seen:
+        assert warm_start is not None
+        assert model.is_feasible(warm_start)  # type: ignore[attr-defined]
+    assert_consistent(proposal, list(case.payments), case.balances)
+    assert proposal.bound is not None and proposal.bound >= proposal.value > 0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=20, max_value=60))
+def test_solve_milp_proposals_on_random_gridlocks_are_feasible_and_bounded(seed: int, size: int) -> None:
+    """Whatever mix of construction, exchanges, HiGHS and LNS produced it, the proposal
+    settles, its value is what it claims and the bound is at least the value."""
+    case = random_gridlock(n_banks=8, n_payments=size, seed=seed)
+    proposal = solve_milp(case.payments, case.balances, time_limit=0.5)
+    assert_consistent(proposal, list(case.payments), case.balances)
+    assert proposal.gap is not None and 0.0 <= proposal.gap <= 1.0
