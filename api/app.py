@@ -30,6 +30,11 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         try:
             yield
         finally:
+            groups = getattr(app.state, "intake_groups", None)
+            if groups is not None:  # answer what it holds before the gateway goes
+                groups.stop()
+                app.state.intake_groups = None
+                app.state.last_intake_groups = groups  # its counters, for benchmarks
             if owned:
                 gw.stop()
 

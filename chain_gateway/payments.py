@@ -16,13 +16,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Index, Numeric, String, Text
+from sqlalchemy import Index, Numeric, String, Text, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chain_gateway.codec import currency_to_bytes3
 from chain_gateway.db import Base, ExactInt, UTCDateTime, utcnow
 from chain_gateway.errors import (
     DuplicateUetr,
+    GatewayError,
     Expired,
     InsufficientFunds,
     InvalidSignature,
@@ -108,12 +109,15 @@ class IntakeContext:
     prefetch: Callable[[str, str, str], None] | None = None
 
 
-def build_order(instruction: PaymentInstruction, parties: Parties, deadline: int) -> PaymentOrder:
+def build_order(instruction: PaymentInstruction, parties: Parties, deadline: int, *,
+                instruction_hash: bytes | None = None) -> PaymentOrder:
+    """The on-chain order (`instruction_hash`: the instruction's, if the caller has it already)."""
     flags = (FLAG_QUEUE if instruction.queue_if_insufficient else 0) | (
         FLAG_URGENT if instruction.priority == "urgent" else 0)
     return PaymentOrder(uetr=instruction.uetr.bytes, debtor=parties.debtor, creditor=parties.creditor,
                         currency=currency_to_bytes3(instruction.currency), amount=instruction.amount_minor(),
-                        flags=flags, deadline=deadline, instruction_hash=instruction.instruction_hash())
+                        flags=flags, deadline=deadline,
+                        instruction_hash=instruction_hash or instruction.instruction_hash())
 
 
 def check_instruction(ctx: IntakeContext, instruction: PaymentInstruction) -> Parties:
@@ -143,14 +147,15 @@ def prepare(ctx: IntakeContext, instruction: PaymentInstruction, deadline: int |
     }
 
 
-def replayed(session: Session, instruction: PaymentInstruction) -> Acceptance | None:
+def replayed(session: Session, instruction: PaymentInstruction, *,
+             instruction_hash: bytes | None = None) -> Acceptance | None:
     """Idempotency by UETR: the stored acceptance for the same instruction hash, None for a new
     UETR; DuplicateUetr (409) when the UETR was used for a different instruction."""
     uetr = str(instruction.uetr)
     existing = session.get(PaymentIntake, uetr)
     if existing is None:
         return None
-    if existing.instruction_hash != "0x" + instruction.instruction_hash().hex():
+    if existing.instruction_hash != "0x" + (instruction_hash or instruction.instruction_hash()).hex():
         raise DuplicateUetr(f"UETR {uetr} was already used for a different instruction", uetr=uetr)
     return Acceptance(intake=existing, created=False)
 
@@ -187,13 +192,13 @@ def signed(ctx: IntakeContext, instruction: PaymentInstruction, debtor: str, dig
 
 
 def store_intake(session: Session, instruction: PaymentInstruction, *, amount_minor: int, flags: int,
-                 deadline: int, signed_by: str) -> PaymentIntake:
+                 deadline: int, signed_by: str, instruction_hash: bytes | None = None) -> PaymentIntake:
     """The accepted instruction's row; flushed, so a concurrent duplicate UETR fails here,
     before any outbox row is written."""
     intake = PaymentIntake(
         uetr=str(instruction.uetr), debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
         currency=instruction.currency, amount=instruction.amount, amount_minor=amount_minor,
-        instruction_hash="0x" + instruction.instruction_hash().hex(),
+        instruction_hash="0x" + (instruction_hash or instruction.instruction_hash()).hex(),
         canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
         message_type=instruction.message_type, message_id=instruction.message_id,
         end_to_end_id=instruction.end_to_end_id, flags=flags, deadline=deadline, signed_by=signed_by,
@@ -203,17 +208,49 @@ def store_intake(session: Session, instruction: PaymentInstruction, *, amount_mi
     return intake
 
 
-def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction, *,
-           signature: bytes | None = None, deadline: int | None = None) -> Acceptance:
-    """Validate, sign or verify, and store intake + outbox rows in the caller's transaction.
+def _insert_intake(session: Session, instruction: PaymentInstruction, *, amount_minor: int, flags: int,
+                   deadline: int, signed_by: str, instruction_hash: bytes) -> PaymentIntake:
+    """``store_intake`` for the hot path: the row goes in with one Core INSERT (the ORM's flush
+    cost more than the statement), executed at once, so a concurrent duplicate UETR fails
+    here as it does there. The returned row is not attached to the session (read it back with
+    ``session.get``); it carries every column as stored."""
+    values = dict(
+        uetr=str(instruction.uetr), debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
+        currency=instruction.currency, amount=instruction.amount, amount_minor=amount_minor,
+        instruction_hash="0x" + instruction_hash.hex(),
+        canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
+        message_type=instruction.message_type, message_id=instruction.message_id,
+        end_to_end_id=instruction.end_to_end_id, flags=flags, deadline=deadline, signed_by=signed_by,
+        received_at=utcnow(),
+    )
+    session.connection().execute(_INTAKE_INSERT, values)
+    return PaymentIntake(**values)
 
-    Idempotent by UETR: the same instruction hash returns the stored row (created=False);
-    a different one raises DuplicateUetr (409). Raises a BusinessRejection (422) and writes
-    nothing when a check fails.
-    """
-    replay = replayed(session, instruction)
-    if replay is not None:
-        return replay
+
+_INTAKE_INSERT = insert(PaymentIntake.__table__)  # type: ignore[arg-type]
+
+
+@dataclass
+class Prechecked:
+    """What ``precheck`` found without the database: the checks and signature work of ``accept``
+    done ahead (outside the write transaction), their errors kept to be raised by ``accept`` in
+    the place it would have raised them (after the idempotency check; a signature or deadline
+    error after the risk check)."""
+
+    instruction_hash: bytes
+    error: GatewayError | None = None  # open, agents, currency, parties, liquidity
+    parties: Parties | None = None
+    minor: int = 0
+    late_error: GatewayError | None = None  # deadline, signature: raised after the risk check
+    order: PaymentOrder | None = None
+    signature: bytes | None = None
+    signed_by: str = "bank"
+    #: Set by a caller that found, in the transaction ``accept`` runs in, that no intake row has
+    #: this UETR (one query for a whole group): ``accept`` then skips its own look-up.
+    new_uetr: bool = False
+
+
+def _check_parties(ctx: IntakeContext, instruction: PaymentInstruction) -> tuple[Parties, int]:
     ensure_open(ctx)
     if ctx.prefetch is not None and instruction.currency in ctx.enabled_currencies:
         ctx.prefetch(ctx.resolve(instruction.debtor_agent), ctx.resolve(instruction.creditor_agent),
@@ -223,16 +260,69 @@ def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction
     if not instruction.queue_if_insufficient and ctx.balance_of(parties.debtor, instruction.currency) < minor:
         raise InsufficientFunds(f"{instruction.debtor_agent} lacks {instruction.currency} liquidity for this "
                                 "payment and did not ask to queue", uetr=str(instruction.uetr))
-    decision = ctx.risk_check(session, instruction, parties)  # raises for a rejecting rule
-    order = build_order(instruction, parties, order_deadline(ctx, deadline))
+    return parties, minor
+
+
+def _signed_order(ctx: IntakeContext, instruction: PaymentInstruction, parties: Parties, deadline: int | None,
+                  signature: bytes | None, instruction_hash: bytes) -> tuple[PaymentOrder, bytes, str]:
+    order = build_order(instruction, parties, order_deadline(ctx, deadline), instruction_hash=instruction_hash)
     signature, signed_by = signed(ctx, instruction, parties.debtor,
                                   order_digest(order, ctx.chain_id, ctx.ledger), signature)
-    intake = store_intake(session, instruction, amount_minor=minor, flags=order.flags, deadline=order.deadline,
-                          signed_by=signed_by)
-    entry = ctx.enqueue(session, order, signature)
+    return order, signature, signed_by
+
+
+def precheck(ctx: IntakeContext, instruction: PaymentInstruction, *, signature: bytes | None = None,
+             deadline: int | None = None) -> Prechecked:
+    """``accept``'s checks that need no database (chain reads, signature), made ahead; never raises
+    a GatewayError (``accept(..., prechecked=...)`` raises it, where it would have)."""
+    pre = Prechecked(instruction.instruction_hash())
+    try:
+        pre.parties, pre.minor = _check_parties(ctx, instruction)
+    except GatewayError as exc:
+        pre.error = exc
+        return pre
+    try:
+        pre.order, pre.signature, pre.signed_by = _signed_order(ctx, instruction, pre.parties, deadline, signature,
+                                                                pre.instruction_hash)
+    except GatewayError as exc:
+        pre.late_error = exc
+    return pre
+
+
+def accept(ctx: IntakeContext, session: Session, instruction: PaymentInstruction, *,
+           signature: bytes | None = None, deadline: int | None = None,
+           prechecked: Prechecked | None = None) -> Acceptance:
+    """Validate, sign or verify, and store intake + outbox rows in the caller's transaction.
+
+    Idempotent by UETR: the same instruction hash returns the stored row (created=False);
+    a different one raises DuplicateUetr (409). Raises a BusinessRejection (422) and writes
+    nothing when a check fails. `prechecked`: ``precheck``'s result for this instruction
+    (same outcome; the work was done before the caller's transaction).
+    """
+    instruction_hash = prechecked.instruction_hash if prechecked else instruction.instruction_hash()
+    if prechecked is None or not prechecked.new_uetr:
+        replay = replayed(session, instruction, instruction_hash=instruction_hash)
+        if replay is not None:
+            return replay
+    if prechecked is None:
+        parties, minor = _check_parties(ctx, instruction)
+    elif prechecked.error is not None:
+        raise prechecked.error
+    else:
+        parties, minor = prechecked.parties, prechecked.minor  # type: ignore[assignment]
+    decision = ctx.risk_check(session, instruction, parties)  # raises for a rejecting rule
+    if prechecked is None:
+        order, sig, signed_by = _signed_order(ctx, instruction, parties, deadline, signature, instruction_hash)
+    elif prechecked.late_error is not None:
+        raise prechecked.late_error
+    else:
+        order, sig, signed_by = prechecked.order, prechecked.signature, prechecked.signed_by  # type: ignore[assignment]
+    intake = _insert_intake(session, instruction, amount_minor=minor, flags=order.flags, deadline=order.deadline,
+                            signed_by=signed_by, instruction_hash=instruction_hash)
+    entry = ctx.enqueue(session, order, sig)
     if decision is not None and decision.action == "hold":
         entry.state = OutboxState.HELD  # waits for the operator (/v1/risk/holds); the submitter skips it
-    return Acceptance(intake=intake, created=True, order=order, signature=signature, outbox=entry)
+    return Acceptance(intake=intake, created=True, order=order, signature=sig, outbox=entry)
 
 
 def amount_text(currency: str, minor: int) -> str:
@@ -240,5 +330,5 @@ def amount_text(currency: str, minor: int) -> str:
     return str(from_minor(currency, minor))
 
 
-__all__ = ["Acceptance", "IntakeContext", "Parties", "PaymentIntake", "accept", "amount_text", "build_order",
+__all__ = ["Acceptance", "IntakeContext", "Parties", "PaymentIntake", "Prechecked", "accept", "precheck", "amount_text", "build_order",
            "check_instruction", "ensure_open", "order_deadline", "prepare", "replayed", "signed", "store_intake"]

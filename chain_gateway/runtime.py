@@ -96,7 +96,10 @@ class Gateway:
                                hooks=[self.changes.notify, self._after_reorg, self.queue.on_mirror_update])
         # The submitter's send wakes the indexer: on an instant-sealing node (anvil) the block
         # is there already, and the mirror (hence ACSC) follows at once instead of at the poll.
-        self.submitter = Submitter(self.sessions, self.client, on_sent=lambda _uetrs, _tx: self._index_wake.wake())
+        # And so does its receipt: the block is certainly there then (a send may return before
+        # the node has mined it, and the indexer would otherwise wait for its next poll).
+        self.submitter = Submitter(self.sessions, self.client, on_sent=lambda _uetrs, _tx: self._index_wake.wake(),
+                                   on_mined=lambda _uetrs, _tx: self._index_wake.wake())
         if background:
             self.indexer.sync_once()
             try:
@@ -273,7 +276,10 @@ class Gateway:
             self.deployment = replace(self.deployment, participants={p.bic: p.address for p in participants})
         return participants
 
-    def intake_context(self) -> IntakeContext:
+    def intake_context(self, group: Any = None) -> IntakeContext:
+        """What intake needs. `group`, an iterable of (debtor BIC, creditor BIC, currency) of
+        payments about to be accepted together: their chain reads (and the pause flag) are made
+        now, in one round trip, and ``prefetch`` has nothing left to do."""
         client = self.require_client()
         directory = self.directory or ChainDirectory(client)
         from chain_gateway.outbox import enqueue
@@ -282,6 +288,22 @@ class Gateway:
             return bytes(self.keystore.account(address).key) if self.keystore.has(address) else None
 
         reads = _IntakeReads(client, self._rpc)  # one request's chain reads, in one round trip
+        prefetch = reads.prefetch if self._rpc is not None else None
+        if group is not None and self._rpc is not None:
+            wanted = []
+            for debtor_bic, creditor_bic, currency in group:
+                if currency not in self.settings.enabled_currencies:
+                    continue
+                try:
+                    debtor, creditor = directory.address_of(debtor_bic), directory.address_of(creditor_bic)
+                except Exception:  # noqa: BLE001 - that payment's own checks read (and raise) again
+                    continue
+                if debtor is not None and creditor is not None:  # else intake raises InvalidAgent itself
+                    wanted.append((debtor, creditor, currency))
+            paused = reads.prefetch_group(wanted)
+            if paused is not None:
+                self._paused_cache = (time.monotonic(), paused)
+            prefetch = None
         return IntakeContext(
             chain_id=int(self.deployment.chain_id) if self.deployment else 0,
             ledger=to_checksum_address(client.ledger),
@@ -289,7 +311,7 @@ class Gateway:
             resolve=lambda bic: directory.require(bic),
             is_active=reads.is_active,
             balance_of=reads.balance_of,
-            prefetch=reads.prefetch if self._rpc is not None else None,
+            prefetch=prefetch,
             gateway_key=gateway_key,
             enqueue=enqueue,
             order_ttl_seconds=self.settings.order_ttl_seconds,
@@ -328,6 +350,33 @@ class _IntakeReads:
         self._active[debtor] = int.from_bytes(raw[0][:32], "big") != 0
         self._active[creditor] = int.from_bytes(raw[1][:32], "big") != 0
         self._balances[(debtor, currency)] = int.from_bytes(raw[2][:32], "big")
+
+    def prefetch_group(self, payments: Any) -> bool | None:
+        """`prefetch` for many (debtor, creditor, currency) at once, plus the ledger's pause
+        flag, in one JSON-RPC batch. Returns the pause flag (None if the batch failed: every
+        read is then made alone, as without a prefetch)."""
+        if self._rpc is None:
+            return None
+        from chain_gateway.codec import currency_to_bytes3
+
+        c = self._client
+        parties = sorted({a for d, cr, _ in payments for a in (d, cr)})
+        balances = sorted({(d, cur) for d, _, cur in payments})
+        calls = [(c.ledger, encode_call("paused()", [], []))]
+        calls += [(c.registry, encode_call("isActive(address)", ["address"], [a])) for a in parties]
+        calls += [(c.ledger, encode_call("balanceOf(address,bytes3)", ["address", "bytes3"],
+                                         [d, currency_to_bytes3(cur)])) for d, cur in balances]
+        try:
+            raw = self._rpc.eth_calls(calls)
+        except Exception as exc:  # noqa: BLE001 - the single reads run instead and raise as they always did
+            log.debug("intake group prefetch failed, reading one by one: %s", exc)
+            return None
+        words = [int.from_bytes(r[:32], "big") for r in raw]
+        for a, w in zip(parties, words[1:1 + len(parties)], strict=True):
+            self._active[a] = w != 0
+        for key, w in zip(balances, words[1 + len(parties):], strict=True):
+            self._balances[key] = w
+        return words[0] != 0
 
     def is_active(self, participant: str) -> bool:
         hit = self._active.get(participant)
@@ -376,25 +425,64 @@ class _WriterGate:
     """SQLite (WAL) lets one transaction write at a time; the others wait in its busy handler,
     which sleeps 1, 2, 5 ... 100 ms between tries, so under concurrent intake most of a
     request's time went to naps taken while the lock was already free. With the gate, a
-    transaction takes a Python lock at its first write statement and gives it back right
+    transaction takes the gate at its first write statement and gives it back right
     after its COMMIT or ROLLBACK (the pool rolls back every returned connection), so a waiter
     wakes the moment the writer is done. Every write on the engine passes the gate, so
     whoever holds SQLite's write lock holds the gate first: no lock-order inversion. A wait
     longer than the busy timeout goes on without the gate and lets SQLite decide, as before
-    (one thread writing on two connections at once would otherwise wait for itself)."""
+    (one thread writing on two connections at once would otherwise wait for itself).
+
+    Intake (threads inside ``intake_writes()``) passes after the background writers that are
+    waiting: the submitter marking rows SENT or DONE and the indexer writing the mirror are
+    on every payment's way to ACSC, and a plain lock let a burst of intake transactions
+    (a pacs.008 of 100 payments holds the gate for its whole transaction) starve them."""
 
     def __init__(self, timeout: float) -> None:
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._held = False
+        self._urgent = 0  # background writers waiting
         self.timeout = timeout
 
     def acquire(self) -> bool:
-        return self._lock.acquire(timeout=self.timeout)
+        low = getattr(_intake_thread, "active", False)
+        deadline = time.monotonic() + self.timeout
+        with self._cond:
+            if not low:
+                self._urgent += 1
+            try:
+                while self._held or (low and self._urgent):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                self._held = True
+                return True
+            finally:
+                if not low:
+                    self._urgent -= 1
 
     def release(self) -> None:
-        self._lock.release()
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
 
 
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_intake_thread = threading.local()
+
+
+class intake_writes:  # noqa: N801 - used like a function: ``with intake_writes(): ...``
+    """Marks the current thread's SQLite writes as intake's: they wait for the background
+    writers (submitter, indexer) already waiting for the gate (``_WriterGate``)."""
+
+    def __enter__(self) -> None:
+        self._before = getattr(_intake_thread, "active", False)
+        _intake_thread.active = True
+
+    def __exit__(self, *exc: object) -> None:
+        _intake_thread.active = self._before
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN I")  # BEGIN IMMEDIATE takes the write lock
 
 
 class _GatedConnection(sqlite3.Connection):

@@ -164,7 +164,7 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
                                                                     hasher=None)
         except ValueError as exc:
             raise InvalidSignature("signature does not recover to any key") from exc
-        return _checksum_of(keccak(public.format(compressed=False)[1:])[-20:])
+        return _address_of_key(public.format(compressed=False)[1:])
     try:
         public_key = keys.Signature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
     except BadSignature as exc:
@@ -175,6 +175,12 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
 @lru_cache(maxsize=4096)
 def _checksum_of(address: bytes) -> str:
     return to_checksum_address(address)
+
+
+@lru_cache(maxsize=4096)
+def _address_of_key(public_key: bytes) -> str:
+    """The checksum address of a 64-byte public key (cached: a bank signs with one key)."""
+    return _checksum_of(keccak(public_key)[-20:])
 
 
 def verify_order(order: PaymentOrder, signature: bytes, chain_id: int, ledger: str) -> None:

@@ -79,7 +79,7 @@ class TrackerView:
 
 def _compose(intake: PaymentIntake | None, outbox: OutboxEntry | FxPaymentEntry | None,
              chain: mirror.PaymentView | None,
-             session: Session) -> TrackerView | None:
+             session: Session, chain_history: list[mirror.PaymentHistoryItem] | None = None) -> TrackerView | None:
     if intake is None and chain is None:
         return None
     history: list[dict[str, Any]] = []
@@ -90,7 +90,9 @@ def _compose(intake: PaymentIntake | None, outbox: OutboxEntry | FxPaymentEntry 
         history.append({"status": "ACSP", "at": _iso(outbox.updated_at), "reason_code": None,
                         "tx_hash": outbox.tx_hash, "block_number": None})
     if chain is not None:
-        for item in mirror.payment_history(session=session, uetr=chain.uetr):
+        items = chain_history if chain_history is not None else mirror.payment_history(session=session,
+                                                                                    uetr=chain.uetr)
+        for item in items:
             history.append({"status": item.status, "at": _iso(item.at), "reason_code": item.reason_code,
                             "tx_hash": item.tx_hash, "block_number": item.block_number})
         status, reason = chain.status, chain.reason_code
@@ -219,6 +221,88 @@ def _read_view(gateway: Any, uetr: str, intake: PaymentIntake | None = None) -> 
         return _compose(intake, _outbox_row(session, uetr), mirror.get_payment(session=session, uetr=uetr), session)
 
 
+def _read_views(gateway: Any, wanted: dict[str, PaymentIntake | None]) -> dict[str, TrackerView | None]:
+    """``_read_view`` of many payments in one session, with one query per table for all of
+    them (the payments an indexer update made final, read for the requests waiting on them)."""
+    from chain_gateway.mirror.models import PaymentEvent
+
+    payment_select = getattr(mirror, "_payment_select", None)
+    payment_view = getattr(mirror, "_payment_view", None)
+    final_block = getattr(mirror, "_final_block", None)
+    with gateway.require_sessions()() as session:
+        if payment_select is None or payment_view is None or final_block is None:  # the mirror changed shape
+            return {u: _read_view_in(session, u, i) for u, i in wanted.items()}
+        keys = sorted(wanted)
+        outboxes: dict[str, Any] = {r.uetr: r for r in session.scalars(
+            select(OutboxEntry).where(OutboxEntry.uetr.in_(keys)))}
+        missing = [u for u in keys if u not in outboxes]
+        if missing:
+            outboxes.update({r.uetr: r for r in session.scalars(
+                select(FxPaymentEntry).where(FxPaymentEntry.uetr.in_(missing)))})
+        final = final_block(session)
+        chains = {row[0].uetr: payment_view(row[0], row[1], row[2], final) for row in session.execute(
+            payment_select().where(Payment.uetr.in_(keys)))}
+        histories: dict[str, list[mirror.PaymentHistoryItem]] = {u: [] for u in chains}
+        if chains:
+            for e in session.scalars(select(PaymentEvent).where(PaymentEvent.uetr.in_(sorted(chains)))
+                                     .order_by(PaymentEvent.uetr, PaymentEvent.block_number, PaymentEvent.log_index)):
+                histories[e.uetr].append(mirror.PaymentHistoryItem(e.status, e.at, e.reason_code, e.tx_hash,
+                                                                   e.block_number, e.log_index, e.event, e.effective,
+                                                                   e.held, e.flags))
+        out: dict[str, TrackerView | None] = {}
+        for u in keys:
+            intake = wanted[u] if wanted[u] is not None else session.get(PaymentIntake, u)
+            out[u] = _compose(intake, outboxes.get(u), chains.get(u), session, histories.get(u))
+        return out
+
+
+def _read_view_in(session: Session, uetr: str, intake: PaymentIntake | None) -> TrackerView | None:
+    if intake is None:
+        return view(session, uetr)
+    return _compose(intake, _outbox_row(session, uetr), mirror.get_payment(session=session, uetr=uetr), session)
+
+
+class GroupReads:
+    """The reads of requests woken together (one indexer update finalises many payments),
+    made together: one thread hop, one session, one query per table. Lives on one event
+    loop; ``read`` is what ``wait_final_async`` awaits instead of a read of its own."""
+
+    def __init__(self, gateway: Any, run: Callable[..., Awaitable[Any]]) -> None:
+        self.gateway, self.run = gateway, run
+        self.loop = asyncio.get_running_loop()
+        self._pending: dict[str, list[tuple[asyncio.Future[TrackerView | None], PaymentIntake | None]]] = {}
+        self._draining = False
+
+    async def read(self, uetr: str, intake: PaymentIntake | None) -> TrackerView | None:
+        fut: asyncio.Future[TrackerView | None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(uetr, []).append((fut, intake))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the other requests woken by the same update join this read
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                wanted = {u: next((i for _, i in waiters if i is not None), None) for u, waiters in batch.items()}
+                try:
+                    views = await self.run(_read_views, self.gateway, wanted)
+                except BaseException as exc:  # noqa: BLE001 - each waiter gets the error
+                    for waiters in batch.values():
+                        for fut, _ in waiters:
+                            if not fut.done():
+                                fut.set_exception(exc)
+                    continue
+                for u, waiters in batch.items():
+                    for fut, _ in waiters:
+                        if not fut.done():
+                            fut.set_result(views.get(u))
+        finally:
+            self._draining = False
+
+
 def wait_final(gateway: Any, uetr: str, timeout: float) -> TrackerView | None:
     """The tracker once final, or as it stands after `timeout` seconds (Prefer: wait=N)."""
     deadline = time.monotonic() + timeout
@@ -235,20 +319,27 @@ def wait_final(gateway: Any, uetr: str, timeout: float) -> TrackerView | None:
 
 async def wait_final_async(gateway: Any, uetr: str, timeout: float, *, current: TrackerView | None,
                            version: int, run: Callable[..., Awaitable[Any]] | None = None,
-                           intake: PaymentIntake | None = None) -> TrackerView | None:
+                           intake: PaymentIntake | None = None, reads: GroupReads | None = None) -> TrackerView | None:
     """``wait_final`` on the event loop: no thread and no database connection is held while
     waiting. `current` is the view read when the signal was at `version` (read again if an
     update came in between, so none is missed). `run` runs the reads in a thread
-    (``run_in_threadpool`` by default); `intake`, the payment's intake row if at hand."""
+    (``run_in_threadpool`` by default); `intake`, the payment's intake row if at hand; `reads`,
+    a GroupReads of this loop to read together with the other waiters."""
     if run is None:
         from starlette.concurrency import run_in_threadpool as run
+
+    async def read() -> TrackerView | None:
+        if reads is not None:
+            return await reads.read(uetr, intake)
+        view_: TrackerView | None = await run(_read_view, gateway, uetr, intake)  # type: ignore[misc]
+        return view_
 
     deadline = time.monotonic() + timeout
     signal: ChangeSignal = gateway.changes
     fut = signal.watch(uetr)
     try:
         if signal.version != version:
-            current = await run(_read_view, gateway, uetr, intake)
+            current = await read()
         while True:
             remaining = deadline - time.monotonic()
             if current is None or current.status in FINAL or remaining <= 0:
@@ -260,7 +351,7 @@ async def wait_final_async(gateway: Any, uetr: str, timeout: float, *, current: 
             if fut.done():
                 signal.unwatch(uetr, fut)
                 fut = signal.watch(uetr)
-            current = await run(_read_view, gateway, uetr, intake)
+            current = await read()
     finally:
         signal.unwatch(uetr, fut)
 
@@ -338,5 +429,5 @@ def statement_page(session: Session, profile: ParticipantProfile, *, currency: s
     return body, xml
 
 
-__all__ = ["FINAL", "ChangeSignal", "TrackerView", "list_views", "status_counts", "statement_page", "view",
+__all__ = ["FINAL", "ChangeSignal", "GroupReads", "TrackerView", "list_views", "status_counts", "statement_page", "view",
            "view_of_accepted", "wait_final", "wait_final_async", "ParticipantProfile"]

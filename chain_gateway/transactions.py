@@ -260,6 +260,9 @@ class TxSender:
         self._nonce: int | None = None
         self._chain_id = int(w3.eth.chain_id)
         self._fee_cache: tuple[float, dict[str, int]] | None = None
+        # plain HTTP nodes: a JsonRpc for the hot path's reads (the submitter's receipt polls:
+        # ~0.1 ms of CPU against ~2 ms through web3's request stack); None for other providers
+        self.rpc: JsonRpc | None = JsonRpc.for_web3(w3)
 
     # --- fees ---------------------------------------------------------------------
     def _fees(self) -> dict[str, int]:

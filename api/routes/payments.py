@@ -2,11 +2,11 @@
 track by UETR, list. Idempotent by UETR (API.md)."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Bank, GatewayDep, PrincipalDep, SessionDep, ensure_can_see
 from api.errors import HttpProblem, problem
+from api.intake import IntakeGroups
 from api.schemas import PaymentPublic, PaymentsPublic, PrepareResult
 from chain_gateway import payments as intake
 from chain_gateway import tracker
@@ -28,6 +29,7 @@ from chain_gateway.instructions.pacs import parse_payment_message
 from chain_gateway.instructions.pacs002 import StatusReport, TransactionStatus, render_pacs002
 from chain_gateway.instructions.request import instruction_from_request, parse_payment_request
 from chain_gateway.instructions.uetr import parse_uetr
+from chain_gateway.runtime import intake_writes
 
 router = APIRouter(tags=["payments"])
 T = TypeVar("T")
@@ -72,9 +74,10 @@ def _prefer_wait(request: Request) -> float | None:
 
 
 # The two POST handlers are `async` only to read the raw body; everything after it (chain
-# reads, signing, SQL, `Prefer: wait`) blocks, so it runs in the thread pool. Run on the event
-# loop, one payment waiting on a slow or unreachable node stalled every other request,
-# /healthz included, and `Prefer: wait=N` held the whole server for N seconds.
+# reads, signing, SQL) blocks, so it runs off the event loop: in the thread pool, or for a
+# JSON payment in the intake thread (api/intake.py, group commit). Run on the event loop, one
+# payment waiting on a slow or unreachable node stalled every other request, /healthz
+# included. `Prefer: wait=N` waits on the event loop without holding a thread.
 @router.post("/v1/payments/prepare", response_model=PrepareResult, openapi_extra=_PAYMENT_BODY)
 async def prepare(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank) -> PrepareResult:
     if _media_type(request) != "application/json":
@@ -94,18 +97,26 @@ def _prepare(gateway: GatewayDep, session: SessionDep, bic: str, body: bytes) ->
 
 @router.post("/v1/payments", response_model=PaymentPublic, status_code=202,
              responses={200: {"model": PaymentPublic}, 201: {"model": PaymentPublic}}, openapi_extra=_PAYMENT_BODY)
-async def submit(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank) -> Response:
+async def submit(request: Request, gateway: GatewayDep, principal: Bank) -> Response:
     body = await request.body()
+    media = _media_type(request)
     run = _intake_runner(request)
-    outcome = await run(_submit, request, gateway, session, principal, body)
-    if isinstance(outcome, Response):
-        return outcome
+    if media == "application/json":
+        # accepted together with whatever arrived at the same time: one transaction, one
+        # commit, one chain round trip for the group (api/intake.py)
+        outcome = await _intake_groups(request, gateway).submit(principal.bic or "", body, _prefer_wait(request))
+    elif media in XML_TYPES:
+        return await run(_submit_xml_alone, request, gateway, principal.bic or "", body)  # type: ignore[no-any-return]
+    else:
+        raise HttpProblem(415, "Unsupported media type",
+                          "send application/json, or application/xml with a pacs.008 / pacs.009 message")
     view = outcome.view
     if outcome.wait and outcome.created:
         # Waiting for finality holds neither a thread nor a database connection: the indexer
         # wakes this request when an update names its UETR (tracker.wait_final_async).
         view = await tracker.wait_final_async(gateway, outcome.uetr, outcome.wait, current=view,
-                                              version=outcome.version, run=run, intake=outcome.intake_row) or view
+                                              version=outcome.version, run=run, intake=outcome.intake_row,
+                                              reads=_group_reads(request, gateway, run)) or view
     if view is None:  # pragma: no cover - the row was just committed
         raise NotFound("payment vanished")
     status = 200 if not outcome.created else (201 if view.status in tracker.FINAL else 202)
@@ -130,48 +141,27 @@ def _intake_runner(request: Request) -> Callable[..., Awaitable[Any]]:
     return run
 
 
-@dataclass(frozen=True)
-class _Accepted:
-    """A JSON payment accepted (or replayed) in the thread pool, to answer on the event loop."""
-
-    uetr: str
-    created: bool
-    view: tracker.TrackerView | None
-    wait: float | None
-    version: int  # the change signal's version when `view` was read
-    intake_row: intake.PaymentIntake | None = None  # the row written (a new payment), for the final view
+def _intake_groups(request: Request, gateway: GatewayDep) -> IntakeGroups:
+    groups: IntakeGroups | None = getattr(request.app.state, "intake_groups", None)
+    if groups is None or groups.gateway is not gateway:
+        groups = request.app.state.intake_groups = IntakeGroups(gateway)
+    return groups
 
 
-def _submit(request: Request, gateway: GatewayDep, session: SessionDep, principal: Bank,
-            body: bytes) -> Response | _Accepted:
-    media = _media_type(request)
-    ctx = gateway.intake_context()
-    if media == "application/json":
-        req = parse_payment_request(body)
-        instruction = instruction_from_request(req, principal.bic or "", directory=gateway.directory)
-        deadline = int(req.deadline.timestamp()) if req.deadline else None
-        if instruction.fx is not None:  # payment-versus-payment through FxSettlement
-            fx = _fx(gateway)
-            accepted = _once(session, lambda: fx.accept(ctx, session, instruction, signature=req.signature_bytes(),
-                                                        deadline=deadline))
-            fx.notify()
-        else:
-            accepted = _once(session, lambda: intake.accept(ctx, session, instruction,
-                                                            signature=req.signature_bytes(), deadline=deadline))
-            gateway.submitter.notify()
-        version = gateway.changes.version
-        wait = _prefer_wait(request)
-        if accepted.created and accepted.outbox is not None:
-            view = tracker.view_of_accepted(session, accepted.intake, accepted.outbox, ask_mirror=not wait)
-        else:
-            view = tracker.view(session, str(instruction.uetr))
-        session.close()  # the connection goes back to the pool before any wait for finality
-        return _Accepted(str(instruction.uetr), accepted.created, view, wait, version,
-                         accepted.intake if accepted.created else None)
-    if media in XML_TYPES:
-        return _submit_xml(request, gateway, session, principal.bic or "", body, ctx)
-    raise HttpProblem(415, "Unsupported media type",
-                      "send application/json, or application/xml with a pacs.008 / pacs.009 message")
+def _group_reads(request: Request, gateway: GatewayDep, run: Callable[..., Awaitable[Any]]) -> tracker.GroupReads:
+    reads: tracker.GroupReads | None = getattr(request.app.state, "group_reads", None)
+    if reads is None or reads.gateway is not gateway or reads.loop is not asyncio.get_running_loop():
+        reads = request.app.state.group_reads = tracker.GroupReads(gateway, run)
+    return reads
+
+
+def _submit_xml_alone(request: Request, gateway: GatewayDep, bic: str, body: bytes) -> Response:
+    with intake_writes(), gateway.require_sessions()() as session:
+        try:
+            return _submit_xml(request, gateway, session, bic, body)
+        except Exception:
+            session.rollback()
+            raise
 
 
 def _once(session: SessionDep, accept: Callable[[], T]) -> T:
@@ -189,8 +179,7 @@ def _once(session: SessionDep, accept: Callable[[], T]) -> T:
     return accepted
 
 
-def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic: str, body: bytes,
-                ctx: intake.IntakeContext) -> Response:
+def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic: str, body: bytes) -> Response:
     """A pacs.008/pacs.009 of one or many transactions: schema errors reject it whole,
     business rejections are per transaction."""
     parsed = parse_payment_message(body, gateway.directory, caller_bic=bic,  # type: ignore[arg-type]
@@ -203,6 +192,13 @@ def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic:
                                  f"and {tx.index + 1} of this message: nothing was accepted", uetr=str(tx.uetr))
     statuses: list[TransactionStatus] = []
     items: list[dict[str, object]] = []
+    # As for JSON groups (api/intake.py): the chain reads of all transactions in one round trip,
+    # each one's checks and signature before the write lock, which is then taken once.
+    valid = [tx.instruction for tx in parsed.transactions if tx.instruction is not None]
+    ctx = gateway.intake_context(group=[(i.debtor_agent, i.creditor_agent, i.currency) for i in valid])
+    prechecked = {id(i): intake.precheck(ctx, i) for i in valid}
+    if valid and session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
     for tx in parsed.transactions:
         if tx.instruction is None:
             rejection = tx.rejection
@@ -213,13 +209,14 @@ def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic:
             items.append({"uetr": str(tx.uetr), "status": "RJCT", "reason_code": tx.reason_code,
                           "detail": rejection.detail if rejection else None})
             continue
+        pre = prechecked[id(tx.instruction)]
         try:
             try:
                 with session.begin_nested():
-                    intake.accept(ctx, session, tx.instruction)
+                    accepted = intake.accept(ctx, session, tx.instruction, prechecked=pre)
             except IntegrityError:  # a concurrent request stored this UETR first: replay it
                 with session.begin_nested():
-                    intake.accept(ctx, session, tx.instruction)
+                    accepted = intake.accept(ctx, session, tx.instruction, prechecked=pre)
         except GatewayError as exc:
             statuses.append(TransactionStatus(status="RJCT", uetr=tx.uetr, end_to_end_id=tx.end_to_end_id,
                                               instruction_id=tx.instruction_id, transaction_id=tx.transaction_id,
@@ -227,7 +224,10 @@ def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic:
             items.append({"uetr": str(tx.uetr), "status": "RJCT", "reason_code": exc.reason_code,
                           "detail": exc.detail})
             continue
-        view = tracker.view(session, str(tx.uetr))
+        if accepted.created and accepted.outbox is not None:
+            view = tracker.view_of_accepted(session, accepted.intake, accepted.outbox)
+        else:
+            view = tracker.view(session, str(tx.uetr))
         items.append(view.public() if view else {"uetr": str(tx.uetr), "status": "RCVD"})
         statuses.append(TransactionStatus(status="RCVD", uetr=tx.uetr, end_to_end_id=tx.end_to_end_id,
                                           instruction_id=tx.instruction_id, transaction_id=tx.transaction_id))
@@ -252,12 +252,15 @@ def _submit_xml(request: Request, gateway: GatewayDep, session: SessionDep, bic:
 
 
 @router.get("/v1/payments/{uetr}", response_model=PaymentPublic)
-def get_payment(uetr: str, request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
+async def get_payment(uetr: str, request: Request, gateway: GatewayDep, principal: PrincipalDep) -> Response:
     try:
         key = str(parse_uetr(uetr))
     except InvalidMessage as exc:
         raise NotFound(f"no payment {uetr[:40]}") from exc
-    view = tracker.view(session, key)
+    # read together with the other requests reading payments at this moment (one thread hop,
+    # one session, one query per table), as the requests waiting for finality do
+    run = _intake_runner(request)
+    view = await _group_reads(request, gateway, run).read(key, None)
     if view is None:
         raise NotFound(f"no payment {key}")
     ensure_can_see(principal, view.debtor_agent, view.creditor_agent)

@@ -8,7 +8,9 @@ States (``OutboxState``)::
        |                |                        expired) or retries are exhausted
        +---- reconcile -+  (tx reverted, dropped or unknown and paymentStatus == 0)
 
-A row whose sends keep failing for good (``max_attempts``) goes to FAILED from PENDING.
+A row whose sends keep failing for good (``max_attempts``) goes to FAILED from PENDING; one
+whose transaction's receipt is there as soon as it was sent (an instant-sealing node) goes
+from PENDING to DONE directly, ``tx_hash`` and ``attempts`` recorded as SENT would have.
 ``tx_hash`` is the last transaction that carried the row. Nothing here decides a payment's
 business status (settled / queued / rejected): the indexer mirrors that from events.
 """

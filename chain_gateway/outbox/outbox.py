@@ -10,10 +10,11 @@ not a read-then-write, decides.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Insert, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,19 +51,25 @@ def _check(order: PaymentOrder, signature: bytes) -> None:
                              uetr=str(bytes16_to_uetr(order.uetr)) if len(order.uetr) == 16 else None)
 
 
+# Built once (a statement built per call cost more than its execution); values are bound per call.
+_UPSERTS: dict[str, Insert] = {
+    "sqlite": sqlite.insert(OutboxEntry).on_conflict_do_nothing(index_elements=["uetr"]),
+    "postgresql": postgresql.insert(OutboxEntry).on_conflict_do_nothing(index_elements=["uetr"]),
+}
+_BY_UETR = select(OutboxEntry).where(OutboxEntry.uetr == bindparam("uetr"))
+_checksum = lru_cache(maxsize=4096)(to_checksum_address)
+
+
 def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    stmt: Insert
-    if dialect == "sqlite":
-        stmt = sqlite.insert(OutboxEntry).values(**values).on_conflict_do_nothing(index_elements=["uetr"])
-    elif dialect == "postgresql":
-        stmt = postgresql.insert(OutboxEntry).values(**values).on_conflict_do_nothing(index_elements=["uetr"])
-    else:  # no portable upsert: the unique key still refuses a second row (IntegrityError at flush)
-        exists = session.scalar(select(OutboxEntry.id).where(OutboxEntry.uetr == values["uetr"]))
-        if exists is not None:
-            return
-        stmt = insert(OutboxEntry).values(**values)
-    session.execute(stmt)
+    upsert = _UPSERTS.get(session.get_bind().dialect.name)
+    if upsert is not None:
+        session.execute(upsert, values)
+        return
+    # no portable upsert: the unique key still refuses a second row (IntegrityError at flush)
+    exists = session.scalar(select(OutboxEntry.id).where(OutboxEntry.uetr == values["uetr"]))
+    if exists is not None:
+        return
+    session.execute(insert(OutboxEntry).values(**values))
 
 
 def enqueue(session: Session, order: PaymentOrder, signature: bytes) -> OutboxEntry:
@@ -76,13 +83,13 @@ def enqueue(session: Session, order: PaymentOrder, signature: bytes) -> OutboxEn
     uetr = str(bytes16_to_uetr(order.uetr))
     now = utcnow()
     _insert_ignoring_duplicate(session, {
-        "uetr": uetr, "debtor": to_checksum_address(order.debtor), "creditor": to_checksum_address(order.creditor),
+        "uetr": uetr, "debtor": _checksum(order.debtor), "creditor": _checksum(order.creditor),
         "currency": bytes3_to_currency(order.currency), "amount": order.amount, "flags": order.flags,
         "deadline": order.deadline, "instruction_hash": bytes(order.instruction_hash),
         "signature": bytes(signature), "state": OutboxState.PENDING, "attempts": 0,
         "created_at": now, "updated_at": now,
     })
-    row = session.scalars(select(OutboxEntry).where(OutboxEntry.uetr == uetr)).one_or_none()
+    row = session.scalars(_BY_UETR, {"uetr": uetr}).one_or_none()
     if row is None:  # PostgreSQL REPEATABLE READ: the winner's row is not in our snapshot
         raise Conflict(f"UETR {uetr} is being queued by a concurrent transaction; retry", uetr=uetr)
     if row.instruction_hash != bytes(order.instruction_hash):

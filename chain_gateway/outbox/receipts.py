@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from eth_utils import keccak, to_checksum_address
@@ -40,13 +41,16 @@ class ItemOutcome:
         return self.kind != "rejected" or self.reason not in FINAL_UNUSED_REJECTIONS
 
 
+_checksum = lru_cache(maxsize=1024)(to_checksum_address)
+
+
 def item_outcomes(receipt: Mapping[str, Any], ledger: str, decoder: ErrorDecoder) -> dict[bytes, ItemOutcome]:
     """UETR (16 bytes) -> outcome, for the ledger's payment events in `receipt`."""
-    ledger = to_checksum_address(ledger)
+    ledger = _checksum(ledger)
     out: dict[bytes, ItemOutcome] = {}
     for log in receipt.get("logs", ()):
         topics = log["topics"]
-        if not topics or to_checksum_address(log["address"]) != ledger:
+        if not topics or _checksum(log["address"]) != ledger:
             continue
         topic0 = bytes(topics[0])
         if topic0 == PAYMENT_SETTLED_TOPIC:

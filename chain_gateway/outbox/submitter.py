@@ -8,7 +8,8 @@ batch (full batches may be pipelined, up to ``max_in_flight`` transactions).
 Crash safety, the argument in full:
 
 1. A row exists (committed with its instruction) before any transaction carries it.
-2. Rows are marked SENT only after the node took the transaction, so a crash can leave a
+2. Rows are marked SENT (or straight DONE, with the transaction recorded, when its receipt
+   is there at once) only after the node took the transaction, so a crash can leave a
    row PENDING or SENT whatever the chain did with it; neither state is trusted.
 3. ``recover()`` asks the chain: ``paymentStatus(uetr) != 0`` means the chain has the
    UETR (DONE). Status 0 means no money moved for it; if its last transaction was mined
@@ -97,6 +98,21 @@ def _receipt(client: LedgerClient, tx_hash: str) -> dict[str, Any] | None:
         return dict(client.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
     except TransactionNotFound:
         return None
+
+
+def _fast_receipt(client: LedgerClient, tx_hash: str) -> dict[str, Any] | None:
+    """``_receipt`` through the relayer's plain JSON-RPC connection where it has one (~0.1 ms
+    of CPU against ~2 ms through web3), with the fields the submitter reads in web3's types."""
+    rpc = getattr(client.relayer, "rpc", None)
+    if rpc is None:
+        return _receipt(client, tx_hash)
+    raw = rpc.request("eth_getTransactionReceipt", [tx_hash])
+    if raw is None:
+        return None
+    return {"transactionHash": raw["transactionHash"], "status": int(raw["status"], 16),
+            "blockNumber": int(raw["blockNumber"], 16), "gasUsed": int(raw["gasUsed"], 16),
+            "logs": [{"address": log["address"], "topics": [bytes.fromhex(t[2:]) for t in log["topics"]],
+                      "data": bytes.fromhex(log["data"][2:])} for log in raw.get("logs") or ()]}
 
 
 def _batched_statuses(client: LedgerClient, uetrs: Sequence[bytes]) -> list[int] | None:
@@ -279,7 +295,8 @@ class Submitter:
                  max_items: int = 100, max_in_flight: int = 4, receipt_timeout: float | None = None,
                  max_attempts: int = 5, idle_poll: float = 1.0, backoff_initial: float = 0.05,
                  backoff_max: float = 5.0, gas_scale: float = DEFAULT_GAS_SCALE, on_sent: OnSent | None = None,
-                 on_failed: OnFailed | None = None, name: str = "outbox-submitter") -> None:
+                 on_failed: OnFailed | None = None, name: str = "outbox-submitter",
+                 on_mined: OnSent | None = None) -> None:
         if client.relayer is None:
             raise ConfigurationError("the submitter needs a LedgerClient with a relayer key")
         if max_items < 1 or max_in_flight < 1 or max_attempts < 1:
@@ -298,7 +315,7 @@ class Submitter:
         self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
         self._backoff = backoff_initial
         self._retry_at = 0.0
-        self.on_sent, self.on_failed = on_sent, on_failed
+        self.on_sent, self.on_failed, self.on_mined = on_sent, on_failed, on_mined
         self.name = name
         self.stats = SubmitterStats()
         self._in_flight: deque[_InFlight] = deque()
@@ -459,15 +476,35 @@ class Submitter:
                 log.error("send of %d rows failed: %s", len(rows), exc)
                 self._attempt_failed(ids, _describe(exc))
             return False
-        self._in_flight.append(_InFlight(ids, uetrs, tx_hash, data, gas, time.monotonic() + self.receipt_timeout))
+        flight = _InFlight(ids, uetrs, tx_hash, data, gas, time.monotonic() + self.receipt_timeout)
+        receipt = self._receipt_now(tx_hash) if not self._in_flight else None
+        if receipt is not None and receipt["status"] == 1:
+            # Mined already (an instant-sealing node, or a fast one): the rows go from PENDING
+            # to DONE in one transaction that also records the transaction (no SENT step). A
+            # crash before it leaves them PENDING, which recovery decides exactly as SENT.
+            self._count(rows)
+            self._callback(self.on_sent, uetrs, tx_hash)
+            self._mined(flight, receipt, sent=True)
+            return True
+        self._in_flight.append(flight)
         with transaction(self._factory) as session:
             session.execute(update(OutboxEntry).where(OutboxEntry.id.in_(ids)).values(
                 state=OutboxState.SENT, tx_hash=tx_hash, attempts=OutboxEntry.attempts + 1, updated_at=utcnow()))
+        self._count(rows)
+        self._callback(self.on_sent, uetrs, tx_hash)
+        return True
+
+    def _count(self, rows: Sequence[OutboxEntry]) -> None:
         self.stats.transactions += 1
         self.stats.items += len(rows)
         self.stats.largest_batch = max(self.stats.largest_batch, len(rows))
-        self._callback(self.on_sent, uetrs, tx_hash)
-        return True
+
+    def _receipt_now(self, tx_hash: str) -> dict[str, Any] | None:
+        """The receipt if the node has it already, else None (also if asking failed)."""
+        try:
+            return _fast_receipt(self.client, tx_hash)
+        except Exception:  # noqa: BLE001 - the usual path (SENT, then the receipt poll) copes
+            return None
 
     def _complete_oldest(self) -> None:
         flight = self._in_flight[0]
@@ -485,7 +522,7 @@ class Submitter:
         pause = 0.002
         while True:
             try:
-                receipt = _receipt(self.client, flight.tx_hash)
+                receipt = _fast_receipt(self.client, flight.tx_hash)
                 if receipt is not None:
                     return receipt
             except Exception as exc:
@@ -498,7 +535,8 @@ class Submitter:
             time.sleep(pause)
             pause = min(0.25, pause * 1.5)
 
-    def _mined(self, flight: _InFlight, receipt: Mapping[str, Any]) -> None:
+    def _mined(self, flight: _InFlight, receipt: Mapping[str, Any], *, sent: bool = False) -> None:
+        """`sent`: the rows were not marked SENT (mined before that): record the transaction too."""
         outcomes = item_outcomes(receipt, self.client.ledger, self.client.decoder)
         decisions: dict[int, Decision] = {}
         for row_id, uetr in zip(flight.ids, flight.uetrs, strict=True):
@@ -506,8 +544,9 @@ class Submitter:
             # Every item emits an event; should one be missing, ask the chain rather than guess.
             status = None if outcome else with_retry(partial(self.client.payment_status, _uetr_bytes(uetr)))
             decisions[row_id] = _decide(status, outcome)
-        self._finish(decisions, flight.uetrs, flight.ids)
+        self._finish(decisions, flight.uetrs, flight.ids, sent_tx=flight.tx_hash if sent else None)
         self._backoff = self._backoff_initial
+        self._callback(self.on_mined, flight.uetrs, flight.tx_hash)
 
     def _reverted(self, flight: _InFlight, receipt: Mapping[str, Any]) -> None:
         """The whole transaction reverted: nothing changed on-chain, the rows go back."""
@@ -550,10 +589,14 @@ class Submitter:
         self._finish(decisions, flight.uetrs, flight.ids)
 
     # ------------------------------------------------------------------ row updates
-    def _finish(self, decisions: Mapping[int, Decision], uetrs: Sequence[str], ids: Sequence[int]) -> None:
+    def _finish(self, decisions: Mapping[int, Decision], uetrs: Sequence[str], ids: Sequence[int], *,
+                sent_tx: str | None = None) -> None:
         uetr_of = dict(zip(ids, uetrs, strict=True))
         plain_done = {i for i, (s, note) in decisions.items() if s == OutboxState.DONE and note is None}
         with transaction(self._factory) as session:
+            if sent_tx is not None:  # what marking them SENT would have recorded
+                session.execute(update(OutboxEntry).where(OutboxEntry.id.in_(list(ids))).values(
+                    tx_hash=sent_tx, attempts=OutboxEntry.attempts + 1, updated_at=utcnow()))
             if plain_done:  # the common case, one statement
                 session.execute(update(OutboxEntry).where(OutboxEntry.id.in_(plain_done))
                                 .values(state=OutboxState.DONE, updated_at=utcnow()))

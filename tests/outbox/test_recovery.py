@@ -38,9 +38,11 @@ def crash_at(point: str, sub, m) -> None:
             raise Crash
         m.setattr(sender, "send", send_then_die)
     elif point == "after_sent_before_receipt":  # rows SENT, tx mined, receipt never read
+        # as on a node that seals later: no receipt right after the send, so the rows go SENT
+        m.setattr(sub, "_receipt_now", lambda _tx: None)
         m.setattr(sub, "_complete_oldest", lambda: (_ for _ in ()).throw(Crash()))
-    elif point == "after_receipt_before_db":  # receipt read, DONE never written
-        m.setattr(sub, "_finish", lambda *a: (_ for _ in ()).throw(Crash()))
+    elif point == "after_receipt_before_db":  # receipt read (at once: rows still PENDING), DONE never written
+        m.setattr(sub, "_finish", lambda *a, **k: (_ for _ in ()).throw(Crash()))
     else:  # pragma: no cover
         raise AssertionError(point)
 
