@@ -45,6 +45,7 @@ browser:
 	bash scripts/install-browser.sh
 
 test: build browser
+	$(PY) -m mypy
 	$(PYTEST) -q -m "not slow" -p no:cacheprovider
 
 test-slow: build

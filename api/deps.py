@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlalchemy import event
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, object_session
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import HttpProblem
 from chain_gateway.access import ApiKey, Principal, authenticate

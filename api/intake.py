@@ -160,7 +160,7 @@ class IntakeGroups:
                 jobs = [self._jobs.popleft() for _ in range(min(self.max_group, len(self._jobs)))]
             try:
                 self._group(jobs)
-            except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered
+            except BaseException as exc:
                 log.exception("intake group failed")
                 for job in jobs:
                     if job.result is None and job.error is None:

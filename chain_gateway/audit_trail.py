@@ -256,7 +256,7 @@ def _flush_pending(session: Session, transaction: SessionTransaction) -> None:
     for bind, kwargs in pending or ():
         try:
             record_now(bind, **kwargs)
-        except Exception:  # noqa: BLE001 - the request's outcome is decided; never fail it here
+        except Exception:
             log.exception("could not write the audit record %s %s", kwargs.get("action"), kwargs.get("outcome"))
 
 
@@ -375,7 +375,7 @@ def audited(action: str, *, inputs: Callable[[Mapping[str, Any]], Mapping[str, A
         def _finish(kwargs: Mapping[str, Any], result: Any, exc: BaseException | None) -> None:
             try:
                 _write(kwargs, result, exc)
-            except Exception:  # noqa: BLE001 - the action's own outcome stands
+            except Exception:
                 log.exception("could not write the audit record of %s", action)
 
         def _write(kwargs: Mapping[str, Any], result: Any, exc: BaseException | None) -> None:

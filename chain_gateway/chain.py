@@ -187,7 +187,7 @@ def connect(settings: Settings, *, state_file: Path | None = None) -> ChainHandl
     w3 = make_web3(settings.rpc_url, settings.rpc_timeout_seconds)
     try:
         w3.eth.chain_id
-    except Exception as exc:  # noqa: BLE001 - any transport failure means unreachable
+    except Exception as exc:
         raise ChainUnavailable(f"cannot reach the chain at {settings.rpc_url}: {exc}") from exc
     keys = dev_accounts() if int(w3.eth.chain_id) == 31337 else []
     return ChainHandle(w3=w3, kind="rpc", rpc_url=settings.rpc_url, dev_keys=keys)

@@ -3,9 +3,24 @@
 One implementation serves the whole gateway: ``chain_gateway.instructions.codec``, which
 validates what it encodes (the value is about to be signed or compared on-chain).
 """
-from chain_gateway.instructions.codec import (bic_to_bytes11, bytes2_to_country, bytes3_to_currency,
-                                              bytes11_to_bic, bytes16_to_uetr, country_to_bytes2,
-                                              currency_to_bytes3, uetr_to_bytes16)
+from chain_gateway.instructions.codec import (
+                                              bic_to_bytes11,
+                                              bytes2_to_country,
+                                              bytes3_to_currency,
+                                              bytes11_to_bic,
+                                              bytes16_to_uetr,
+                                              country_to_bytes2,
+                                              currency_to_bytes3,
+                                              uetr_to_bytes16,
+)
 
-__all__ = ["bic_to_bytes11", "bytes11_to_bic", "bytes16_to_uetr", "bytes2_to_country", "bytes3_to_currency",
-           "country_to_bytes2", "currency_to_bytes3", "uetr_to_bytes16"]
+__all__ = [
+                                              "bic_to_bytes11",
+                                              "bytes2_to_country",
+                                              "bytes3_to_currency",
+                                              "bytes11_to_bic",
+                                              "bytes16_to_uetr",
+                                              "country_to_bytes2",
+                                              "currency_to_bytes3",
+                                              "uetr_to_bytes16",
+]

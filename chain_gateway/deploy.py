@@ -20,7 +20,7 @@ from chain_gateway.chain import ChainHandle, connect, make_web3
 from chain_gateway.config import Settings, get_settings
 from chain_gateway.errors import ConfigurationError, GatewayError
 from chain_gateway.keys import KeyStore
-from chain_gateway.ledger import (ROLE_AUDITOR, ROLE_BANK, ROLE_FX_PROVIDER, Deployment, LedgerClient)
+from chain_gateway.ledger import ROLE_AUDITOR, ROLE_BANK, ROLE_FX_PROVIDER, Deployment, LedgerClient
 from chain_gateway.toolchain import compile_contracts
 from chain_gateway.transactions import TxSender, encode_call
 
@@ -136,7 +136,7 @@ DEMO_BANKS = [  # BIC, country, name
 ]
 DEMO_FX = ("DEMOSGSGXXX", "SG", "Demo FX Singapore")
 DEMO_AUDITOR = ("DEMOCHZZXXX", "CH", "Demo Audit Zurich")
-DEMO_FUNDING = {"USD": Decimal("10000000.00"), "EUR": Decimal("10000000.00"), "JPY": Decimal("1500000000"),
+DEMO_FUNDING = {"USD": Decimal("10000000.00"), "EUR": Decimal("10000000.00"), "JPY": Decimal(1500000000),
                 "GBP": Decimal("8000000.00")}
 _EXPONENT = {"USD": 2, "EUR": 2, "JPY": 0, "GBP": 2}
 

@@ -617,7 +617,7 @@ class FxService:
             try:
                 if self.step():
                     continue
-            except Exception as exc:  # noqa: BLE001 - the worker outlives any one failure
+            except Exception as exc:
                 log.exception("FX submitter step failed: %s", exc)
                 self._stop.wait(1.0)
                 continue
@@ -738,10 +738,39 @@ def capacity_minor(value: object, currency: str) -> int:
 
 
 __all__ = [
-    "FX_CONTRACT", "FX_ORDER_TYPE", "FX_QUOTE_TYPE", "FX_SETTLER_ROLE", "RATE_SCALE", "FxOrder", "FxPaymentEntry",
-    "FxQuote", "FxQuoteRecord", "FxService", "NotFound", "QuoteCapacityExhausted", "QuoteRejected", "QuoteView",
-    "capacity_minor", "debit_amount", "deploy_fx_settlement", "encode_fx_batch", "ensure_fx_settlement",
-    "enqueue_fx", "find_fx_settlement", "fx_artifact", "fx_order_digest", "fx_order_typed_data", "new_quote_id",
-    "parse_quote_id", "parse_rate", "quote_digest", "quote_typed_data", "quote_used", "rate_major", "sign_fx_order",
-    "sign_quote", "verify_fx_order", "verify_quote",
+    "FX_CONTRACT",
+    "FX_ORDER_TYPE",
+    "FX_QUOTE_TYPE",
+    "FX_SETTLER_ROLE",
+    "RATE_SCALE",
+    "FxOrder",
+    "FxPaymentEntry",
+    "FxQuote",
+    "FxQuoteRecord",
+    "FxService",
+    "NotFound",
+    "QuoteCapacityExhausted",
+    "QuoteRejected",
+    "QuoteView",
+    "capacity_minor",
+    "debit_amount",
+    "deploy_fx_settlement",
+    "encode_fx_batch",
+    "enqueue_fx",
+    "ensure_fx_settlement",
+    "find_fx_settlement",
+    "fx_artifact",
+    "fx_order_digest",
+    "fx_order_typed_data",
+    "new_quote_id",
+    "parse_quote_id",
+    "parse_rate",
+    "quote_digest",
+    "quote_typed_data",
+    "quote_used",
+    "rate_major",
+    "sign_fx_order",
+    "sign_quote",
+    "verify_fx_order",
+    "verify_quote",
 ]

@@ -375,17 +375,17 @@ def _send_with_access_list(sender: TxSender, to: str, data: bytes, gas: int, acc
 
     Lead: fold this into ``TxSender.send(..., access_list=None)``; it uses TxSender's internals
     (``_lock``, ``_nonce``, ``_fees``, ``_chain_id``) exactly as ``send`` does."""
-    fees = sender._fees()  # noqa: SLF001
-    with sender._lock:  # noqa: SLF001
-        if sender._nonce is None:  # noqa: SLF001
-            sender._nonce = int(sender.w3.eth.get_transaction_count(sender.address, "pending"))  # noqa: SLF001
-        tx: dict[str, Any] = {"nonce": sender._nonce, "gas": gas, "value": 0, "data": data, "to": to,  # noqa: SLF001
-                              "chainId": sender._chain_id, "accessList": access_list, **fees}  # noqa: SLF001
+    fees = sender._fees()
+    with sender._lock:
+        if sender._nonce is None:
+            sender._nonce = int(sender.w3.eth.get_transaction_count(sender.address, "pending"))
+        tx: dict[str, Any] = {"nonce": sender._nonce, "gas": gas, "value": 0, "data": data, "to": to,
+                              "chainId": sender._chain_id, "accessList": access_list, **fees}
         signed = sender.account.sign_transaction(tx)
         try:
             tx_hash = sender.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Exception as exc:  # noqa: BLE001 - as TxSender.send: resync and report
-            sender._nonce = None  # noqa: SLF001
-            raise sender._failure(exc) from exc  # noqa: SLF001
-        sender._nonce += 1  # noqa: SLF001
+        except Exception as exc:
+            sender._nonce = None
+            raise sender._failure(exc) from exc
+        sender._nonce += 1
     return "0x" + bytes(tx_hash).hex()

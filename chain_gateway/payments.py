@@ -23,8 +23,8 @@ from chain_gateway.codec import currency_to_bytes3
 from chain_gateway.db import Base, ExactInt, UTCDateTime, utcnow
 from chain_gateway.errors import (
     DuplicateUetr,
-    GatewayError,
     Expired,
+    GatewayError,
     InsufficientFunds,
     InvalidSignature,
     LedgerPaused,
@@ -330,5 +330,21 @@ def amount_text(currency: str, minor: int) -> str:
     return str(from_minor(currency, minor))
 
 
-__all__ = ["Acceptance", "IntakeContext", "Parties", "PaymentIntake", "Prechecked", "accept", "precheck", "amount_text", "build_order",
-           "check_instruction", "ensure_open", "order_deadline", "prepare", "replayed", "signed", "store_intake"]
+__all__ = [
+    "Acceptance",
+    "IntakeContext",
+    "Parties",
+    "PaymentIntake",
+    "Prechecked",
+    "accept",
+    "amount_text",
+    "build_order",
+    "check_instruction",
+    "ensure_open",
+    "order_deadline",
+    "precheck",
+    "prepare",
+    "replayed",
+    "signed",
+    "store_intake",
+]

@@ -281,7 +281,7 @@ class QueueService:
             try:
                 self.release_pending()
                 self._maybe_resolve()
-            except Exception as exc:  # noqa: BLE001 - the worker outlives any one failure
+            except Exception as exc:
                 log.exception("queue worker step failed: %s", exc)
                 self._stop.wait(1.0)
             self._wake.wait(self.poll_interval)

@@ -20,12 +20,12 @@ from chain_gateway.config import Settings
 from chain_gateway.db import make_engine, make_session_factory
 from chain_gateway.deploy import bootstrap_demo, ensure_deployment, roles_for
 from chain_gateway.directory import ChainDirectory
+from chain_gateway.fx import FxService, ensure_fx_settlement
 from chain_gateway.keys import KeyStore
 from chain_gateway.ledger import Deployment, LedgerClient
-from chain_gateway.fx import FxService, ensure_fx_settlement
 from chain_gateway.outbox.models import OutboxState
-from chain_gateway.queue import QueueService
 from chain_gateway.payments import IntakeContext, _no_risk_check
+from chain_gateway.queue import QueueService
 from chain_gateway.risk.config import RiskConfig
 from chain_gateway.risk.engine import RiskEngine
 from chain_gateway.tracker import ChangeSignal
@@ -58,6 +58,7 @@ class Gateway:
         self._index_wake = _WakeableStop(self._stop)
         self.changes = ChangeSignal()
         self._paused_cache: tuple[float, bool] | None = None
+        self._paused_refresh = threading.Lock()
         self._rpc: JsonRpc | None = None
         self._threads: list[threading.Thread] = []
         self.started = False
@@ -127,7 +128,7 @@ class Gateway:
                 sender.resync_nonce()  # the fork took our nonces back: a stale counter leaves a gap
         try:
             self.resend_lost(update.uetrs)
-        except Exception:  # noqa: BLE001 - the sweep tries again; a hook must not stop the indexer
+        except Exception:
             log.exception("after a reorg: re-checking the outbox failed")
 
     def _sweep_lost(self) -> None:
@@ -176,7 +177,7 @@ class Gateway:
                 query = query.where(~exists().where(Payment.uetr == table.uetr))
                 if older_than is not None:
                     query = query.where(table.updated_at < utcnow() - dt.timedelta(seconds=older_than))
-            candidates = list(session.scalars(query.limit(5_000)))
+            candidates: list[str] = list(session.scalars(query.limit(5_000)))
         if not candidates:
             return []
         statuses = client.statuses([uuid.UUID(u).bytes for u in candidates])
@@ -243,13 +244,24 @@ class Gateway:
         entry.state = state
 
     def is_paused(self) -> bool:
-        """The ledger's pause flag, read from the chain at most every half second."""
+        """The ledger's pause flag, read from the chain at most every half second.
+
+        One thread refreshes it at a time; the others keep the last value meanwhile, so a slow
+        node does not get one identical eth_call per waiting request (the chain itself refuses
+        every payment while paused, so a value one round trip old only delays the 503)."""
         now = time.monotonic()
         cached = self._paused_cache
         if cached is not None and now - cached[0] < 0.5:
             return cached[1]
-        paused = self.require_client().paused()
-        self._paused_cache = (now, paused)
+        if cached is None:
+            self._paused_refresh.acquire()
+        elif not self._paused_refresh.acquire(blocking=False):
+            return cached[1]
+        try:
+            paused = self.require_client().paused()
+            self._paused_cache = (time.monotonic(), paused)
+        finally:
+            self._paused_refresh.release()
         return paused
 
     def forget_paused(self) -> None:
@@ -470,7 +482,7 @@ class _WriterGate:
 _intake_thread = threading.local()
 
 
-class intake_writes:  # noqa: N801 - used like a function: ``with intake_writes(): ...``
+class intake_writes:
     """Marks the current thread's SQLite writes as intake's: they wait for the background
     writers (submitter, indexer) already waiting for the gate (``_WriterGate``)."""
 
@@ -492,9 +504,10 @@ class _GatedConnection(sqlite3.Connection):
     gate: _WriterGate
     holds_gate = False
 
-    def cursor(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+    def cursor(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:  # type: ignore[override]
         kwargs.setdefault("factory", _GatedCursor)
-        return super().cursor(*args, **kwargs)
+        cursor: sqlite3.Cursor = super().cursor(*args, **kwargs)
+        return cursor
 
     def enter_gate(self, statement: str) -> None:
         if not self.holds_gate and statement.lstrip()[:7].upper().startswith(_WRITES):
@@ -527,10 +540,12 @@ class _GatedConnection(sqlite3.Connection):
 class _GatedCursor(sqlite3.Cursor):
     connection: _GatedConnection
 
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+    def execute(self, sql: str, parameters: Any = (), /) -> _GatedCursor:
         self.connection.enter_gate(sql)
-        return super().execute(sql, parameters)
+        super().execute(sql, parameters)
+        return self
 
-    def executemany(self, sql: str, seq_of_parameters: Any, /) -> sqlite3.Cursor:
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _GatedCursor:
         self.connection.enter_gate(sql)
-        return super().executemany(sql, seq_of_parameters)
+        super().executemany(sql, seq_of_parameters)
+        return self

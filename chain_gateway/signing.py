@@ -140,9 +140,11 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
         except ValueError:
             pass  # an invalid key: eth_keys raises its own error below, as before
         else:
-            return sig[:64] + bytes([sig[64] + 27])
+            recoverable: bytes = sig[:64] + bytes([sig[64] + 27])
+            return recoverable
     sig_ = keys.PrivateKey(private_key).sign_msg_hash(digest)
-    return sig_.r.to_bytes(32, "big") + sig_.s.to_bytes(32, "big") + bytes([sig_.v + 27])
+    r, s_, v = int(sig_.r), int(sig_.s), int(sig_.v)
+    return r.to_bytes(32, "big") + s_.to_bytes(32, "big") + bytes([v + 27])
 
 
 def sign_order(private_key: bytes, order: PaymentOrder, chain_id: int, ledger: str) -> bytes:

@@ -43,7 +43,7 @@ class Artifact:
 
 def _resolve(import_path: str, importer: str, root: Path) -> str:
     if import_path.startswith("."):
-        return str((Path(importer).parent / import_path)).replace("\\", "/")
+        return str(Path(importer).parent / import_path).replace("\\", "/")
     for prefix in REMAPPINGS:
         key, target = prefix.split("=", 1)
         if import_path.startswith(key):

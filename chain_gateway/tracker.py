@@ -10,9 +10,9 @@ import asyncio
 import datetime as dt
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -429,5 +429,17 @@ def statement_page(session: Session, profile: ParticipantProfile, *, currency: s
     return body, xml
 
 
-__all__ = ["FINAL", "ChangeSignal", "GroupReads", "TrackerView", "list_views", "status_counts", "statement_page", "view",
-           "view_of_accepted", "wait_final", "wait_final_async", "ParticipantProfile"]
+__all__ = [
+    "FINAL",
+    "ChangeSignal",
+    "GroupReads",
+    "ParticipantProfile",
+    "TrackerView",
+    "list_views",
+    "statement_page",
+    "status_counts",
+    "view",
+    "view_of_accepted",
+    "wait_final",
+    "wait_final_async",
+]

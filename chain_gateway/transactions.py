@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from eth_abi import decode as abi_decode
@@ -27,6 +27,7 @@ from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TimeExhausted
+from web3.types import BlockIdentifier
 
 from chain_gateway.errors import ChainUnavailable, GatewayError
 
@@ -282,8 +283,8 @@ class TxSender:
     def call(self, to: str, data: bytes, *, block: int | str = "latest") -> bytes:
         """eth_call, raising TransactionFailed with the decoded custom error on revert."""
         try:
-            return bytes(self.w3.eth.call({"from": self.address, "to": to, "data": data}, block))
-        except Exception as exc:  # noqa: BLE001 - providers raise many types for a revert
+            return bytes(self.w3.eth.call({"from": self.address, "to": to, "data": data}, cast(BlockIdentifier, block)))
+        except Exception as exc:
             raise self._failure(exc) from exc
 
     def _failure(self, exc: BaseException, tx_hash: str | None = None) -> GatewayError:
@@ -309,7 +310,7 @@ class TxSender:
             signed = self.account.sign_transaction(tx)
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 # Resync from the node's pending count on ANY failure, not only nonce errors:
                 # after a timeout the node may have accepted the tx, and a mempool node then
                 # answers the reused nonce with "already known" / "replacement underpriced".
@@ -344,7 +345,7 @@ class TxSender:
                 try:
                     self.w3.eth.call({"from": self.address, "to": to, "data": data, "gas": gas},
                                      receipt["blockNumber"] - 1)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise self._failure(exc, tx_hash) from exc
             raise TransactionFailed(f"transaction {tx_hash} reverted", tx_hash=tx_hash)
         return receipt

@@ -135,6 +135,11 @@ def phase_raw(res: Results, sizes: Sizes) -> None:
     try:
         warm_up(rig)
         single = raw_single(rig, sizes.raw_singles)
+    finally:
+        rig.close()
+    rig = start_rig(16)  # the batch ceiling on a fresh chain of its own
+    try:
+        warm_up(rig)
         batch = raw_batch(rig, sizes.raw_batch)
     finally:
         rig.close()
@@ -147,41 +152,36 @@ def phase_raw(res: Results, sizes: Sizes) -> None:
 
 
 def phase_gas(res: Results, sizes: Sizes) -> None:
-    from scripts.bench_chain import measure_gas, start_rig
+    from scripts.bench_chain import measure_fx_gas, measure_gas, start_rig
 
     rig = start_rig(8)
     try:
         gas = measure_gas(rig)
+        fx = measure_fx_gas(rig)
     finally:
         rig.close()
     res.data["gas"] = gas.batch_per_payment
+    res.data["fx_gas"] = fx.per_payment
     res.add("gas", "submitPayment (one signed payment, steady state)", f"{gas.single_submit:,} gas")
     res.add("gas", "settleBatch of 100, existing accounts, per payment", f"{gas.batch_per_payment:,.0f} gas",
             "<= 40,000", gas.batch_per_payment <= 40_000)
-    lines = [f"{label:<58} {value:>8,.0f}" for label, value in gas.breakdown]
-    lines.append(f"{'sum (= measured per payment)':<58} {sum(v for _, v in gas.breakdown):>8,.0f}")
+    lines = [f"{label:<62} {value:>8,.0f}" for label, value in gas.breakdown]
+    lines.append(f"{'sum (= measured per payment)':<62} {sum(v for _, v in gas.breakdown):>8,.0f}")
     lines.append("")
     lines.append("Crafted batches of 100 (gasUsed / 100): " + ", ".join(
         f"{k} {v:,.0f}" for k, v in gas.variants.items()))
-    lines.append("expired: stops at the deadline; badsig: after ecrecover; inactive: after the registry "
-                 "(creditors suspended);\ninsufficient: after limits and the balance check; full: settles. "
-                 "Events and the new-slot write are EVM\nschedule constants (LOG4 with 96 data bytes: 2,643; "
-                 "LOG2 with 32: 1,381; SSTORE 0->x on a warm slot: 20,000).")
+    lines.append("Each stops at one check, with the full batch's 8 pairs: expired at the deadline; badsig after\n"
+                 "ecrecover; limit1/limit2 at a per-payment/daily limit of 1 (after the registry); insufficient\n"
+                 "after the balance check (debtors defunded); full settles. Parts are differences of these,\n"
+                 "calldata counted apart (see scripts/bench_chain.measure_gas); events and the new-slot write\n"
+                 "are EVM schedule constants (LOG4 with 96 data bytes: 2,643; LOG2 with 32: 1,381;\n"
+                 "SSTORE 0->x on a warm slot: 20,000; cold SLOAD: 2,100).")
     res.tables.append(("Gas per item of a settleBatch of 100 (8 banks, existing balances)", "\n".join(lines)))
-    fx = _fx_gas()
-    res.add("gas", "FX PvP settlement, per payment", fx)
-    grid = res.data.get("gridlock_gas")
-    res.add("gas", "gridlock settlement (settleGridlock), per payment",
-            f"{grid:,} gas" if isinstance(grid, int) else "see the gridlock phase")
-
-
-def _fx_gas() -> str:
-    try:
-        from scripts import bench_fx  # type: ignore[attr-defined]  # the FX engineer's, when written
-    except ImportError:
-        return "n/a (not built)"
-    fn: Callable[[], Any] | None = getattr(bench_fx, "gas_per_payment", None)
-    return f"{fn():,} gas" if fn else "n/a (not built)"
+    res.add("gas", f"FX PvP settlement (settleFxBatch of {fx.batch}, USD->EUR, existing accounts), per payment",
+            f"{fx.per_payment:,.0f} gas")
+    res.add("gas", "FX PvP settlement, settleFxBatch of 1", f"{fx.single:,} gas")
+    if not isinstance(res.data.get("gridlock_gas"), int):  # measured by the gridlock phase, which adds its row
+        res.add("gas", "gridlock settlement (settleGridlock), per payment", "see the gridlock phase (not run)")
 
 
 def phase_gateway(res: Results, sizes: Sizes, profile: str | None = None) -> None:
@@ -262,10 +262,19 @@ def phase_indexer(res: Results, sizes: Sizes) -> None:
 
 def phase_scale(res: Results, sizes: Sizes) -> None:
     from scripts.bench_chain import start_rig
-    from scripts.bench_gateway import build_requests, launch_gateway, preload, run_load, statement_p95
+    from scripts.bench_gateway import (
+        build_requests,
+        launch_gateway,
+        preload,
+        raw_chain_per_payment,
+        run_load,
+        statement_p95,
+    )
 
     rig = start_rig(32)
     per_payment: dict[int, float] = {}
+    chain: dict[int, float] = {}  # the chain alone at the same size: separates its slowdown from the gateway's
+    blocks_made: dict[int, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         gw = launch_gateway(rig, Path(tmp))
         try:
@@ -281,14 +290,28 @@ def phase_scale(res: Results, sizes: Sizes) -> None:
                 reqs = build_requests(rig, gw.api_keys, sizes.scale_measure, clients=32,
                                       debtors=range(1, len(rig.banks)), start=start)
                 start += sizes.scale_measure
+                head = int(rig.rpc.call("eth_blockNumber"), 16)
                 r = run_load(gw, reqs)
+                blocks = int(rig.rpc.call("eth_blockNumber"), 16) - head  # automine: one per gateway batch
                 in_ledger += r.payments
                 per_payment[point] = r.seconds / max(1, r.payments) * 1000
                 res.add("scale", f"per-payment time, {point:,} payments in the ledger (32 clients)",
                         f"{per_payment[point]:.3f} ms ({r.rate:,.0f}/s)")
+                # the chain alone at this size: blocks of 32 settlements from the bench, no gateway
+                chain[point] = raw_chain_per_payment(rig, sizes.scale_measure, batch=32, start=start) * 32
+                in_ledger += sizes.scale_measure
+                res.add("scale", "  the chain alone: block of 32 settlements (same ledger, no gateway)",
+                        f"{chain[point]:.1f} ms ({chain[point] / 32:.3f} ms/payment)")
+                res.add("scale", "  gateway / chain alone, per payment", f"{per_payment[point] / (chain[point] / 32):.1f}x")
+                res.add("scale", "  blocks the gateway's load made (automine: one per batch)",
+                        f"{blocks:,} ({r.payments / max(1, blocks):.1f} payments a block)")
+                blocks_made[point] = blocks
             first, last = sizes.scale_points[0], sizes.scale_points[-1]
             ratio = per_payment[last] / per_payment[first]
             res.add("scale", f"  ratio {last:,} / {first:,}", f"{ratio:.2f}x", "<= 1.25x", ratio <= 1.25)
+            res.add("scale", f"  the chain alone (block of 32), ratio {last:,} / {first:,}",
+                    f"{chain[last] / chain[first]:.2f}x")
+            res.data["scale"] = {"per_payment_ms": per_payment, "chain_block_ms": chain, "blocks": blocks_made}
             p50, p95, lines = statement_p95(gw, rig, 0, samples=sizes.statement_samples)
             res.add("scale", f"statement query, bank with {sizes.scale_points[-1]:,}+ movements, p95",
                     _ms(p95), "<= 50 ms", p95 <= 50)
@@ -342,7 +365,7 @@ def phase_gridlock(res: Results, sizes: Sizes) -> None:
     cycle = [r for r in rows if str(r.get("case", "")).startswith("cycle")]
     if cycle and cycle[0].get("gas_per_payment"):
         res.data["gridlock_gas"] = int(cycle[0]["gas_per_payment"])
-        res.add("gas", f"gridlock settlement, per payment ({cycle[0]['case']})",
+        res.add("gas", f"gridlock settlement (settleGridlock, one transaction), per payment ({cycle[0]['case']})",
                 f"{int(cycle[0]['gas_per_payment']):,} gas")
 
 
@@ -419,6 +442,10 @@ def render(res: Results, *, command: str, started: float, quick: bool) -> str:
         for phase, err in res.failures:
             out += [f"### {phase}", "", "```", err.rstrip()[-3000:], "```"]
     out += ["", "## Phase times", "", ", ".join(f"{k} {v:.0f} s" for k, v in res.seconds.items()), ""]
+    loads = res.data.get("load_average") or {}
+    if loads:
+        out += [f"1-minute load average when each phase started ({os.cpu_count()} cores; above ~1 means other work "
+                "shared the machine): " + ", ".join(f"{k} {v:.2f}" for k, v in loads.items()), ""]
     return "\n".join(out)
 
 
@@ -449,8 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         "indexer": phase_indexer, "scale": phase_scale, "lsm": phase_lsm, "risk": phase_risk,
         "gridlock": phase_gridlock,
     }
+    loads: dict[str, float] = {}
     for phase in phases:
         print(f"== {phase}", flush=True)
+        loads[phase] = os.getloadavg()[0]  # other work on the machine skews the figures: shown in the report
         t0 = time.perf_counter()
         try:
             runners[phase](res, sizes)
@@ -460,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             res.add(phase, f"{phase} phase", "FAILED (see the report)")
             print(err, file=sys.stderr, flush=True)
         res.seconds[phase] = time.perf_counter() - t0
+    res.data["load_average"] = loads
     command = "make bench" if not (args.quick or args.tiny or args.only or args.skip) else \
         "python -m scripts.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     report = render(res, command=command, started=started, quick=args.quick or args.tiny)

@@ -22,7 +22,6 @@ from typing import Any
 
 import coincurve
 import requests
-from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -87,13 +86,21 @@ class Rpc:
         return hashes
 
     def wait_receipt(self, tx_hash: str, timeout: float = 300.0, pause: float = 0.002) -> dict[str, Any]:
+        """Poll for a receipt. anvil's automine seals what arrived together into one block up to
+        the block gas limit and leaves the rest pending until the next transaction comes; after
+        a second without progress, ask it to mine (evm_mine) instead of waiting forever."""
         deadline = time.monotonic() + timeout
+        poke_at = time.monotonic() + 1.0
         while True:
             receipt = self.call("eth_getTransactionReceipt", [tx_hash])
             if receipt is not None:
                 return receipt
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise RpcError(f"no receipt for {tx_hash} within {timeout} s")
+            if now > poke_at:
+                self.call("evm_mine")
+                poke_at = now + 1.0
             time.sleep(pause)
             pause = min(0.05, pause * 1.5)
 
@@ -168,6 +175,27 @@ class Rig:
         self.anvil.stop()
 
     # -- raw transactions ----------------------------------------------------------
+    def send_mined(self, raws: Sequence[bytes], per_block: int) -> list[str]:
+        """Send `raws` in JSON-RPC arrays of `per_block` transactions, each array sealed at once
+        by an ``evm_mine`` (automine off meanwhile); returns the hashes. anvil's automine seals
+        whatever arrived together up to the block gas limit and then leaves the rest pending
+        until the next arrival, so a stream sent faster than it mines stalls; sealing each array
+        explicitly measures the same work without the stall."""
+        rpc = self.rpc
+        hashes: list[str] = []
+        rpc.call("evm_setAutomine", [False])
+        try:
+            for i in range(0, len(raws), per_block):
+                hashes += rpc.send_raw(raws[i:i + per_block], per_block)
+                rpc.call("evm_mine")
+            for _ in range(10_000):  # leftovers that did not fit a block's gas limit
+                if int(rpc.call("txpool_status")["pending"], 16) == 0:
+                    break
+                rpc.call("evm_mine")
+        finally:
+            rpc.call("evm_setAutomine", [True])
+        return hashes
+
     def sign_tx(self, sender: LocalAccount, to: str, data: bytes, gas: int) -> bytes:
         """A legacy zero-price transaction with this rig's local nonce for `sender`."""
         nonce = self.nonces.get(sender.address)
@@ -180,9 +208,9 @@ class Rig:
     def transact_all(self, sender: LocalAccount, calls: Iterable[tuple[str, bytes, int]]) -> list[dict[str, Any]]:
         """Sign, send in JSON-RPC arrays, wait for every receipt; raise if one failed."""
         raws = [self.sign_tx(sender, to, data, gas) for to, data, gas in calls]
-        hashes = self.rpc.send_raw(raws)
-        if not hashes:
+        if not raws:
             return []
+        hashes = self.send_mined(raws, max(1, 29_000_000 // max(gas for _, _, gas in calls)))
         self.rpc.wait_receipt(hashes[-1])
         receipts = self.rpc.receipts(hashes)
         failed = [r["transactionHash"] for r in receipts if int(r["status"], 16) != 1]
@@ -285,14 +313,15 @@ class RawResult:
 
 def raw_single(rig: Rig, n: int, *, per_request: int = 100) -> RawResult:
     """Pre-signed submitPayment transactions, one payment each, sent as JSON-RPC batch arrays
-    of eth_sendRawTransaction; timed from the first send to the last receipt."""
+    of eth_sendRawTransaction (`per_request` a block, ``Rig.send_mined``); timed from the first
+    send to the last receipt."""
     t0 = time.perf_counter()
     relayer = rig.relayers[0]
     signed = rig.signed_orders(n)
     raws = [rig.sign_tx(relayer, rig.ledger, LedgerClient.encode_submit(o, s), GAS_SUBMIT) for o, s in signed]
     prepare = time.perf_counter() - t0
     start = time.perf_counter()
-    hashes = rig.rpc.send_raw(raws, per_request)
+    hashes = rig.send_mined(raws, per_request)
     last = rig.rpc.wait_receipt(hashes[-1])
     seconds = time.perf_counter() - start
     _check_all_mined(rig, hashes, last)
@@ -301,10 +330,11 @@ def raw_single(rig: Rig, n: int, *, per_request: int = 100) -> RawResult:
     return RawResult(n, seconds, len(hashes), gas, prepare)
 
 
-def raw_batch(rig: Rig, n: int, *, batch: int = 100, per_request: int = 4) -> RawResult:
+def raw_batch(rig: Rig, n: int, *, batch: int = 100, per_request: int = 2) -> RawResult:
     """settleBatch of `batch` bank-signed orders per transaction. Orders are signed before
     the timed window (the banks' part); the window holds encoding, the relayer's transaction
-    signature, sending (JSON-RPC arrays of `per_request` transactions) and mining."""
+    signature, sending and mining (`per_request` transactions a block: as many as their gas
+    limits fit in anvil's 30M block, ``Rig.send_mined``)."""
     relayer = rig.relayers[0]
     t0 = time.perf_counter()
     signed = rig.signed_orders(n)
@@ -316,9 +346,10 @@ def raw_batch(rig: Rig, n: int, *, batch: int = 100, per_request: int = 4) -> Ra
         data = LedgerClient.encode_batch([o for o, _ in chunk], [s for _, s in chunk])
         pending.append(rig.sign_tx(relayer, rig.ledger, data, LedgerClient.batch_gas(len(chunk))))
         if len(pending) == per_request:
-            hashes += rig.rpc.send_raw(pending, per_request)
+            hashes += rig.send_mined(pending, per_request)
             pending = []
-    hashes += rig.rpc.send_raw(pending, per_request)
+    if pending:
+        hashes += rig.send_mined(pending, per_request)
     last = rig.rpc.wait_receipt(hashes[-1])
     seconds = time.perf_counter() - start
     _check_all_mined(rig, hashes, last)
@@ -349,6 +380,7 @@ class GasReport:
 LOG_SETTLED = 375 + 4 * 375 + 8 * 96  # LOG4, three data words (currency, amount, instructionHash)
 LOG_REJECTED = 375 + 2 * 375 + 8 * 32  # LOG2, one data word (reason)
 SSTORE_SET = 20_000  # a zero slot set non-zero (already warm from the status read)
+SLOAD_COLD = 2_100  # the UETR status read (a slot no earlier item touched); the pause flag's, once a call
 
 
 def _calldata_gas(data: bytes) -> int:
@@ -358,7 +390,26 @@ def _calldata_gas(data: bytes) -> int:
 def measure_gas(rig: Rig, n: int = 100) -> GasReport:
     """Gas of one steady-state submitPayment, of a settleBatch of `n` between existing
     (warm) accounts, and a per-item breakdown from crafted batches that stop at each check
-    (each run on an evm_snapshot and reverted)."""
+    (each run on an evm_snapshot and reverted).
+
+    Every crafted batch uses the same 8 debtor/creditor pairs as the full one, so what a batch
+    shares across items (the registry answers it keeps, warm slots) is shared alike. Each
+    variant's figure excludes its own calldata (measured apart), so two variants differ only by
+    the execution between their stopping points:
+
+    - expired: decoding, loop, UETR read, deadline; a PaymentRejected (LOG2).
+    - badsig: + the EIP-712 digest and ecrecover.
+    - limit1 (per-payment limit 1 on every debtor): + registry, the per-payment limit read, the
+      UETR's status write (rejected).
+    - limit2 (daily limit 1 instead): + the day's outflow read, an extra limit read of the same
+      kind; its difference to limit1 stands for one such read (R) below.
+    - insufficient (debtors defunded): + all limits and the balance read.
+    - full: + the balance and outflow writes and a PaymentSettled (LOG4) instead of the LOG2.
+
+    The parts then telescope to the full batch's gasUsed / n: registry = limit1 - badsig -
+    20,000 - R (the per-payment read moves to limits), limits = insufficient - limit1, balances =
+    full - insufficient - LOG4 + LOG2 + R (the balance read moves here from limits), UETR = cold
+    read + new-slot write, the pause flag's cold read (once a call) goes with the registry."""
     relayer, operator = rig.relayers[0], rig.client.operator.account  # type: ignore[union-attr]
     banks = rig.banks[:8]
     pairs = [(i, (i + 1) % 8) for i in range(8)]
@@ -380,67 +431,139 @@ def measure_gas(rig: Rig, n: int = 100) -> GasReport:
             sigs.append(rig.signer.sign(key, o))
         return orders, sigs
 
-    variants: dict[str, float] = {}
-    snap = rig.rpc.snapshot()
+    def operator_calls(signature: str, types: list[str], rows: list[list[Any]]) -> None:
+        rig.transact_all(operator, [(rig.ledger, encode_call(signature, types, row), GAS_ADMIN) for row in rows])
+
+    variants: dict[str, float] = {}  # gasUsed / n, calldata included (as reported)
+    execution: dict[str, float] = {}  # gasUsed / n without the batch's calldata
+    full_data = b""
+
+    def run(kind: str, setup: Any = None, orders_kind: str | None = None) -> None:
+        nonlocal full_data
+        snap = rig.rpc.snapshot()
+        try:
+            if setup is not None:
+                setup()
+            used, data = batch_gas(*make(orders_kind or kind))
+            variants[kind] = used / n
+            execution[kind] = (used - _calldata_gas(data) + _calldata_gas(data[:4])) / n
+            if kind == "full":
+                full_data = data
+        finally:
+            rig.rpc.revert(snap)
+            rig.nonces.clear()
+
     # single submitPayment, steady state
+    snap = rig.rpc.snapshot()
     o = rig.order(banks[0], banks[1], 5)
     r = rig.transact_all(relayer, [(rig.ledger, LedgerClient.encode_submit(o, rig.signer.sign(bytes(banks[0].key), o)),
                                     GAS_SUBMIT)])[0]
     single = int(r["gasUsed"], 16)
-    full, data = batch_gas(*make("full"))
-    variants["full"] = full
     rig.rpc.revert(snap)
     rig.nonces.clear()
 
-    for kind in ("expired", "badsig"):
-        snap = rig.rpc.snapshot()
-        variants[kind], _ = batch_gas(*make(kind))
+    limits_sig, limits_types = "setLimits(address,bytes3,uint128,uint128)", ["address", "bytes3", "uint128", "uint128"]
+    run("full")
+    run("expired")
+    run("badsig")
+    run("limit1", lambda: operator_calls(limits_sig, limits_types, [[b.address, USD, 1, 0] for b in banks]), "full")
+    run("limit2", lambda: operator_calls(limits_sig, limits_types, [[b.address, USD, 0, 1] for b in banks]), "full")
+    run("insufficient", lambda: operator_calls(
+        "defund(address,bytes3,uint256,bytes32)", ["address", "bytes3", "uint256", "bytes32"],
+        [[b.address, USD, rig.client.balance_of(b.address, "USD"), b"\0" * 32] for b in banks]), "full")
+
+    x = execution
+    calldata = (_calldata_gas(full_data) - _calldata_gas(full_data[:4])) / n
+    read = x["limit2"] - x["limit1"]  # R: one limit slot's lookup, read and compare
+    pause = SLOAD_COLD / n
+    breakdown = [
+        ("transaction base 21,000, over the batch", 21_000 / n),
+        ("calldata (order 8 words + signature)", calldata),
+        ("ABI decoding, loop, deadline check, relayer role check", x["expired"] - LOG_REJECTED - SLOAD_COLD
+         - 21_000 / n - pause),
+        ("signature (EIP-712 digest + ecrecover)", x["badsig"] - x["expired"]),
+        ("registry and pause checks (areActive once per party a call)", x["limit1"] - x["badsig"] - SSTORE_SET
+         - read + pause),
+        ("limits (per payment, daily outflow, bilateral cap flag)", x["insufficient"] - x["limit1"]),
+        ("balances (read, debit, credit) + daily outflow counter", x["full"] - x["insufficient"] + LOG_REJECTED
+         - LOG_SETTLED + read),
+        ("UETR (status read, cold + new slot written 20,000)", SLOAD_COLD + SSTORE_SET),
+        ("event PaymentSettled (LOG4, 3 data words)", LOG_SETTLED),
+    ]
+    return GasReport(single, variants["full"], breakdown, variants, calldata)
+
+
+@dataclass
+class FxGas:
+    per_payment: float  # settleFxBatch of `batch`, gasUsed / batch
+    single: int  # a settleFxBatch of one
+    batch: int
+
+
+def measure_fx_gas(rig: Rig, n: int = 100) -> FxGas:
+    """Gas of FX payment-versus-payment: settleFxBatch (FxSettlement, deployed with the ledger)
+    of `n` orders USD -> EUR between existing accounts, through one provider's quote, and of
+    one order alone. Each order: the debtor's and the provider's signatures, the quote's
+    capacity, then the ledger's four balance movements (settleFxLegs). Run on a snapshot."""
+    from chain_gateway.fx import (
+        FxOrder,
+        FxQuote,
+        debit_amount,
+        encode_fx_batch,
+        fx_batch_gas,
+        new_quote_id,
+        sign_fx_order,
+        sign_quote,
+    )
+    from chain_gateway.ledger import ROLE_FX_PROVIDER
+
+    fx = rig.deployment.fx_settlement
+    if fx is None:
+        raise RuntimeError("the deployment has no FxSettlement")
+    operator, relayer = rig.client.operator.account, rig.relayers[0]  # type: ignore[union-attr]
+    banks = rig.banks[:8]
+    provider = Account.create()
+    snap = rig.rpc.snapshot()
+    try:
+        rig.transact_all(operator, [
+            (rig.deployment.registry, encode_call("register(address,bytes11,bytes2,uint8)",
+                                                  ["address", "bytes11", "bytes2", "uint8"],
+                                                  [provider.address, b"FXPVSGSGXXX", b"SG", ROLE_BANK | ROLE_FX_PROVIDER]),
+             GAS_REGISTER),
+            (rig.ledger, encode_call("fund(address,bytes3,uint256,bytes32)", ["address", "bytes3", "uint256", "bytes32"],
+                                     [provider.address, b"EUR", 10**18, b"\0" * 32]), GAS_ADMIN)])
+        rate = 9 * 10**17  # 0.9 EUR per USD
+        quote = FxQuote(new_quote_id(), provider.address, "USD", "EUR", rate, 10**18, int(time.time()) + DAY)
+        qsig = sign_quote(bytes(provider.key), quote, rig.chain_id, fx)
+
+        def fx_batch(count: int, pairs: Sequence[tuple[int, int]]) -> int:
+            orders, sigs = [], []
+            for k in range(count):
+                d, c = pairs[k % len(pairs)]
+                amount = 900 + k % 5
+                o = FxOrder(uuid.uuid4().bytes, banks[d].address, banks[c].address, "EUR", amount, quote.quote_id,
+                            provider.address, "USD", debit_amount(amount, rate), int(time.time()) + DAY,
+                            os.urandom(32))
+                orders.append(o)
+                sigs.append(sign_fx_order(bytes(banks[d].key), o, rig.chain_id, fx))
+            data = encode_fx_batch(orders, sigs, [quote] * count, [qsig] * count)
+            receipt = rig.transact_all(relayer, [(fx, data, fx_batch_gas(count))])[0]
+            settled = sum(1 for log in receipt["logs"] if log["topics"][0] == "0x" + FX_SETTLED_TOPIC.hex())
+            if settled != count:
+                raise RuntimeError(f"FX batch settled {settled} of {count}")
+            return int(receipt["gasUsed"], 16)
+
+        pairs = [(i, (i + 1) % 8) for i in range(8)]
+        fx_batch(len(pairs), pairs)  # warm-up: every creditor's EUR balance and the quote's counter exist
+        single = fx_batch(1, pairs[:1])
+        per = fx_batch(n, pairs) / n
+    finally:
         rig.rpc.revert(snap)
         rig.nonces.clear()
-    # inactive creditor: every creditor suspended
-    snap = rig.rpc.snapshot()
-    rig.transact_all(operator, [(rig.deployment.registry, encode_call("suspend(address)", ["address"], [b.address]),
-                                 GAS_ADMIN) for b in banks[4:]])
-    orders, sigs = [], []
-    for k in range(n):
-        o = rig.order(banks[k % 4], banks[4 + k % 4], 10)
-        orders.append(o)
-        sigs.append(rig.signer.sign(bytes(banks[k % 4].key), o))
-    variants["inactive"], _ = batch_gas(orders, sigs)
-    rig.rpc.revert(snap)
-    rig.nonces.clear()
-    # insufficient balance: debtors emptied (defunded), no queue flag; limits all read
-    snap = rig.rpc.snapshot()
-    calls = []
-    for b in banks:
-        bal = rig.client.balance_of(b.address, "USD")
-        calls.append((rig.ledger, encode_call("defund(address,bytes3,uint256,bytes32)",
-                                              ["address", "bytes3", "uint256", "bytes32"],
-                                              [b.address, USD, bal, b"\0" * 32]), GAS_ADMIN))
-    rig.transact_all(operator, calls)
-    variants["insufficient"], _ = batch_gas(*make("full"))
-    rig.rpc.revert(snap)
-    rig.nonces.clear()
+    return FxGas(per, single, n)
 
-    per = {k: v / n for k, v in variants.items()}
-    calldata = (_calldata_gas(data) - _calldata_gas(data[:4])) / n
-    base = per["expired"] - LOG_REJECTED
-    signature = per["badsig"] - per["expired"]
-    registry = per["inactive"] - per["badsig"] - SSTORE_SET
-    limits_balance = per["insufficient"] - per["inactive"]
-    settle = per["full"] - per["insufficient"] + LOG_REJECTED - LOG_SETTLED
-    breakdown = [
-        ("transaction base 21,000 + pause check, over the batch", 21_000 / n),
-        ("calldata (order 8 words + signature)", calldata),
-        ("ABI decoding, loop, UETR read, deadline check", base - calldata - 21_000 / n),
-        ("signature (EIP-712 digest + ecrecover)", signature),
-        ("registry check (areActive, external call)", registry),
-        ("limits and balance checks", limits_balance),
-        ("UETR status write (new slot)", SSTORE_SET),
-        ("balances debit/credit + daily outflow counter", settle),
-        ("PaymentSettled event (LOG4, 3 data words)", LOG_SETTLED),
-    ]
-    return GasReport(single, full / n, breakdown, per, calldata)
+
+FX_SETTLED_TOPIC = keccak(text="FxSettled(bytes16,bytes32,address,bytes3,uint256,bytes3,uint256)")
 
 
 # ----------------------------------------------------------------------------------- main
@@ -463,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, value in gas.breakdown:
             print(f"  {label:<55} {value:>8,.0f}")
         print(f"  {'sum':<55} {sum(v for _, v in gas.breakdown):>8,.0f}")
+        fx = measure_fx_gas(rig)
+        print(f"gas: FX PvP settleFxBatch of {fx.batch} {fx.per_payment:,.0f} per payment; of 1 {fx.single:,}")
     finally:
         rig.close()
     return 0

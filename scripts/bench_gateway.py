@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ import requests
 from chain_gateway.chain import _die_with_parent
 from chain_gateway.config import DEV_KEYSTORE_PASSPHRASE, PROJECT_ROOT
 from chain_gateway.ledger import LedgerClient
-from scripts.bench_chain import Rig, _chunks, bench_bic, start_rig
+from scripts.bench_chain import Rig, _chunks, start_rig
 
 PROFILE_DIR = PROJECT_ROOT / "test-artifacts" / "profiles"
 
@@ -181,18 +181,89 @@ def serve(config_path: str) -> int:
     profilers = _start_profilers(cfg["profile"]) if cfg.get("profile") else None
     cpu = _ThreadCpu() if os.environ.get("BENCH_THREAD_CPU") else None
     gateway = Gateway(settings)
+    timeline = _Timeline() if os.environ.get("BENCH_TIMELINE") else None
     gateway.start()
+    if timeline is not None:
+        timeline.install(gateway)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, gateway), host="127.0.0.1", port=cfg["port"],
                                            log_level="warning", lifespan="on", access_log=False))
+    app = server.config.app
     try:
         server.run()
     finally:
         gateway.stop()
         if profilers is not None:
             profilers()
+        if timeline is not None:
+            timeline.report()
         if cpu is not None:
+            st = gateway.submitter.stats
+            groups = getattr(app.state, "intake_groups", None) or getattr(app.state, "last_intake_groups", None)
+            cpu.extra = [f"submitter: {st.items} items in {st.transactions} transactions "
+                         f"(mean {st.items / max(1, st.transactions):.1f}, largest {st.largest_batch})"]
+            if groups is not None:
+                cpu.extra.append(f"intake: {groups.payments} JSON payments in {groups.groups} group transactions "
+                                 f"(mean {groups.payments / max(1, groups.groups):.1f})")
             cpu.report()
     return 0
+
+
+class _Timeline:
+    """Where a payment's time goes inside the gateway (BENCH_TIMELINE=1): per UETR, when intake
+    committed it, when the submitter sent it, when its receipt was in, when the indexer's
+    update named it; medians of the steps written at exit."""
+
+    def __init__(self) -> None:
+        self.t: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def mark(self, step: str, uetrs: Any) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            for u in uetrs:
+                self.t.setdefault(u, {}).setdefault(step, now)
+
+    def install(self, gateway: Any) -> None:
+        from api import intake as intake_mod
+
+        sub = gateway.submitter
+        on_sent, on_mined = sub.on_sent, sub.on_mined
+
+        def sent(uetrs: list[str], tx: str) -> None:
+            self.mark("sent", uetrs)
+            if on_sent:
+                on_sent(uetrs, tx)
+
+        def mined(uetrs: list[str], tx: str) -> None:
+            self.mark("mined", uetrs)
+            if on_mined:
+                on_mined(uetrs, tx)
+        sub.on_sent, sub.on_mined = sent, mined
+        notify = gateway.changes.notify
+
+        def notified(update: Any = None, *rest: Any) -> None:
+            self.mark("indexed", getattr(update, "uetrs", ()) or ())
+            notify(update, *rest)
+        gateway.changes.notify = notified
+        gateway.indexer.hooks = [notified if h == notify else h for h in gateway.indexer.hooks]
+        answer = intake_mod.IntakeGroups._answer
+
+        def answered(jobs: list[Any]) -> None:
+            self.mark("committed", [j.result.uetr for j in jobs if j.result is not None])
+            answer(jobs)
+        intake_mod.IntakeGroups._answer = staticmethod(answered)  # type: ignore[method-assign]
+
+    def report(self) -> None:
+        steps = ["committed", "sent", "mined", "indexed"]
+        lines = ["median ms between steps (payments with every step):"]
+        full = [v for v in self.t.values() if all(k in v for k in steps)]
+        for a, b in zip(steps, steps[1:]):
+            d = [1000 * (v[b] - v[a]) for v in full]
+            if d:
+                lines.append(f"  {a:>9} -> {b:<9} p50 {statistics.median(d):7.1f}  p90 "
+                             f"{statistics.quantiles(d, n=10)[-1]:7.1f}")
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+        (PROFILE_DIR / "timeline.txt").write_text("\n".join(lines) + "\n")
 
 
 class _ThreadCpu:
@@ -231,6 +302,7 @@ class _ThreadCpu:
         whole = sum(totals.values())
         lines = [f"thread CPU seconds (total {whole:.1f}):"] + [f"  {sec:8.2f}  {name}"
                                                               for name, sec in totals.most_common(12)]
+        lines += getattr(self, "extra", [])
         PROFILE_DIR.mkdir(parents=True, exist_ok=True)
         (PROFILE_DIR / "thread-cpu.txt").write_text("\n".join(lines) + "\n")
 
@@ -261,6 +333,9 @@ def _start_profilers(label: str):  # type: ignore[no-untyped-def]
         return run
 
     submitter_mod.Submitter._run = wrap("submitter", submitter_mod.Submitter._run)  # type: ignore[method-assign]
+    from api import intake as intake_mod
+
+    intake_mod.IntakeGroups._run = wrap("intake", intake_mod.IntakeGroups._run)  # type: ignore[method-assign]
     indexer_core.Indexer.run_forever = wrap("indexer", indexer_core.Indexer.run_forever)  # type: ignore[method-assign]
     # anyio's worker threads run sync handlers and dependencies: profile them too
     import anyio.to_thread
@@ -340,6 +415,55 @@ def build_requests(rig: Rig, keys: dict[str, str], n: int, *, clients: int, sign
             order = build_order(instruction, Parties(rig.banks[d].address, rig.banks[c].address), deadline)
             body["signature"] = "0x" + rig.signer.sign(bytes(rig.banks[d].key), order).hex()
         per_client[ci].append(Req(uetr, json.dumps(body).encode(), f"Bearer {keys[rig.bics[d]]}".encode()))
+    return per_client
+
+
+def _pacs008(msg_id: str, debtor_bic: str, txs: Sequence[tuple[str, str, str, str]]) -> bytes:
+    """A pacs.008.001.08 of many transactions: (uetr, creditor BIC, amount, end-to-end id) each."""
+    parts = []
+    for uetr, creditor, amount, e2e in txs:
+        parts.append(f"<CdtTrfTxInf><PmtId><EndToEndId>{e2e}</EndToEndId><UETR>{uetr}</UETR></PmtId>"
+                     f'<IntrBkSttlmAmt Ccy="USD">{amount}</IntrBkSttlmAmt><ChrgBr>SHAR</ChrgBr>'
+                     "<Dbtr><Nm>Bench debtor</Nm></Dbtr>"
+                     f"<DbtrAgt><FinInstnId><BICFI>{debtor_bic}</BICFI></FinInstnId></DbtrAgt>"
+                     f"<CdtrAgt><FinInstnId><BICFI>{creditor}</BICFI></FinInstnId></CdtrAgt>"
+                     "<Cdtr><Nm>Bench creditor</Nm></Cdtr></CdtTrfTxInf>")
+    ns = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return (f'<Document xmlns="{ns}"><FIToFICstmrCdtTrf><GrpHdr><MsgId>{msg_id}</MsgId>'
+            f"<CreDtTm>{created}</CreDtTm><NbOfTxs>{len(txs)}</NbOfTxs>"
+            "<SttlmInf><SttlmMtd>CLRG</SttlmMtd></SttlmInf></GrpHdr>"
+            + "".join(parts) + "</FIToFICstmrCdtTrf></Document>").encode()
+
+
+@dataclass(frozen=True)
+class BulkReq:
+    uetrs: tuple[str, ...]
+    body: bytes
+    auth: bytes
+
+
+def build_bulk_requests(rig: Rig, keys: dict[str, str], n: int, *, clients: int, per_message: int = 100,
+                        start: int = 0) -> list[list[BulkReq]]:
+    """`n` payments as pacs.008 messages of `per_message` transactions, split over `clients`
+    clients (client i's bank is the debtor of its messages; the gateway signs, as for any
+    ISO message)."""
+    per_client: list[list[BulkReq]] = [[] for _ in range(clients)]
+    nb = len(rig.banks)
+    k = 0
+    m = 0
+    while k < n:
+        ci = m % clients
+        d = ci % nb
+        txs = []
+        for _ in range(min(per_message, n - k)):
+            c = (d + 1 + (start + k) % (nb - 1)) % nb
+            txs.append((str(uuid.uuid4()), rig.bics[c], f"{1 + (start + k) % 97}.{(start + k) % 100:02d}",
+                        f"BULK-{start + k}"))
+            k += 1
+        body = _pacs008(f"BULK{start + m:010d}", rig.bics[d], txs)
+        per_client[ci].append(BulkReq(tuple(t[0] for t in txs), body, f"Bearer {keys[rig.bics[d]]}".encode()))
+        m += 1
     return per_client
 
 
@@ -475,6 +599,59 @@ async def _drive(url: str, per_client: Sequence[Sequence[Req]], wait: int, timeo
     return LoadResult(len(per_client), len(latencies), seconds, latencies, errors, polled)
 
 
+async def _drive_bulk(url: str, per_client: Sequence[Sequence[BulkReq]], timeout: float) -> LoadResult:
+    """Each client POSTs its messages one after the other; after each, it polls the tracker of
+    every transaction until all are final (latency: the POST's start to the ACSC seen)."""
+    host, port = url.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    polled = 0
+
+    async def client(reqs: Sequence[BulkReq]) -> None:
+        nonlocal polled
+        conn = Conn(host, int(port))
+        try:
+            for req in reqs:
+                t0 = time.perf_counter()
+                headers = b"Authorization: %s\r\nContent-Type: application/xml\r\nAccept: application/json\r\n" % req.auth
+                status, body = await conn.request(b"POST", b"/v1/payments", headers, req.body)
+                if status != 202:
+                    errors[f"HTTP {status}: {body[:160].decode(errors='replace')}"] += 1
+                    continue
+                states = {i["uetr"]: i.get("status") for i in json.loads(body)["items"]}
+                pending: deque[str] = deque()
+                for u in req.uetrs:
+                    state = states.get(u)
+                    if state == "ACSC":
+                        latencies.append(time.perf_counter() - t0)
+                    elif state in ("RJCT", "CANC"):
+                        errors[f"final status {state}"] += 1
+                    else:
+                        pending.append(u)
+                deadline = time.perf_counter() + timeout
+                while pending and time.perf_counter() < deadline:  # one at a time, in order
+                    polled += 1
+                    status, body = await conn.request(b"GET", b"/v1/payments/" + pending[0].encode(),
+                                                      b"Authorization: %s\r\n" % req.auth)
+                    state = json.loads(body).get("status") if status == 200 else None
+                    if state == "ACSC":
+                        latencies.append(time.perf_counter() - t0)
+                        pending.popleft()
+                    elif state in ("RJCT", "CANC"):
+                        errors[f"final status {state}"] += 1
+                        pending.popleft()
+                    else:
+                        await asyncio.sleep(0.02)
+                errors["not final in time"] += len(pending)
+        finally:
+            conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(r) for r in per_client))
+    seconds = time.perf_counter() - start
+    return LoadResult(len(per_client), len(latencies), seconds, latencies, errors, polled)
+
+
 class LagSampler:
     """Samples chain head and the mirror's block every `interval` seconds (mirror lag)."""
 
@@ -531,8 +708,13 @@ def run_load(gw: GatewayProc, per_client: Sequence[Sequence[Req]], *, wait: int 
     return result
 
 
+def run_bulk(gw: GatewayProc, per_client: Sequence[Sequence[BulkReq]], *, timeout: float = 120.0) -> LoadResult:
+    """Drive the gateway with pacs.008 messages of many transactions (``build_bulk_requests``)."""
+    return asyncio.run(_drive_bulk(gw.url, per_client, timeout))
+
+
 # ------------------------------------------------------------------------ preloading
-def preload(rig: Rig, n: int, *, pivot: int | None = 0, batch: int = 100, per_request: int = 8) -> int:
+def preload(rig: Rig, n: int, *, pivot: int | None = 0, batch: int = 100, per_request: int = 2) -> int:
     """Settle `n` bank-signed payments straight through settleBatch (the bench's own relayer,
     not the gateway's), to build a large ledger quickly. With `pivot`, bank `pivot` is party
     to every payment (its statement gets n movements). Returns the last block."""
@@ -546,17 +728,50 @@ def preload(rig: Rig, n: int, *, pivot: int | None = 0, batch: int = 100, per_re
             c = (c + 1) % nb
         o = rig.order(rig.banks[d], rig.banks[c], 1 + k % 50)
         orders.append((o, rig.signer.sign(bytes(rig.banks[d].key), o)))
-    hashes: list[str] = []
-    pending: list[bytes] = []
+    raws = []
     for chunk in _chunks(orders, batch):
         data = LedgerClient.encode_batch([o for o, _ in chunk], [s for _, s in chunk])
-        pending.append(rig.sign_tx(relayer, rig.ledger, data, LedgerClient.batch_gas(len(chunk))))
-        if len(pending) == per_request:
-            hashes += rig.rpc.send_raw(pending)
-            pending = []
-    hashes += rig.rpc.send_raw(pending)
+        raws.append(rig.sign_tx(relayer, rig.ledger, data, LedgerClient.batch_gas(len(chunk))))
+    hashes = rig.send_mined(raws, per_request) if raws else []
     last = rig.rpc.wait_receipt(hashes[-1]) if hashes else None
     return int(last["blockNumber"], 16) if last else int(rig.rpc.call("eth_blockNumber"), 16)
+
+
+def raw_chain_per_payment(rig: Rig, n: int, *, batch: int = 32, start: int = 0) -> float:
+    """The chain's own per-payment time at the ledger's current size, without the gateway:
+    `n` bank-signed payments (the scale phase's debtors and amounts) in settleBatch
+    transactions of `batch` (the gateway's submitter under the 32-client load sends batches of
+    at most this size), one transaction a block, each block sealed by ``evm_mine`` before the
+    next transaction is sent (automine off meanwhile: no receipt polling in the timed part).
+    Orders and transactions are signed first. Returns the median block's time divided by
+    `batch`, in milliseconds: the median, as other work on the machine comes and goes."""
+    relayer = rig.relayers[-1]
+    nb = len(rig.banks)
+    orders = []
+    for k in range(n):
+        d = 1 + k % (nb - 1)
+        c = (d + 1 + (start + k) % (nb - 1)) % nb
+        o = rig.order(rig.banks[d], rig.banks[c], 100 + (start + k) % 9700)
+        orders.append((o, rig.signer.sign(bytes(rig.banks[d].key), o)))
+    chunks = _chunks(orders, batch)
+    raws = [rig.sign_tx(relayer, rig.ledger, LedgerClient.encode_batch([o for o, _ in chunk], [s for _, s in chunk]),
+                        LedgerClient.batch_gas(len(chunk))) for chunk in chunks]
+    blocks: list[float] = []
+    hashes: list[str] = []
+    rig.rpc.call("evm_setAutomine", [False])
+    try:
+        for raw in raws:
+            t0 = time.perf_counter()
+            hashes += rig.rpc.send_raw([raw])
+            rig.rpc.call("evm_mine")
+            blocks.append(time.perf_counter() - t0)
+    finally:
+        rig.rpc.call("evm_setAutomine", [True])
+    failed = [r["transactionHash"] for r in rig.rpc.receipts(hashes) if int(r["status"], 16) != 1]
+    if failed:
+        raise RuntimeError(f"{len(failed)} raw settleBatch transactions failed, first {failed[0]}")
+    full = [t for t, chunk in zip(blocks, chunks, strict=True) if len(chunk) == batch] or blocks
+    return statistics.median(full) / batch * 1000
 
 
 def statement_p95(gw: GatewayProc, rig: Rig, bank: int, *, samples: int = 200) -> tuple[float, float, int]:
@@ -590,9 +805,11 @@ def main(argv: list[str] | None = None) -> int:
         return serve(argv[1])
     parser = argparse.ArgumentParser(prog="python -m scripts.bench_gateway", description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=2000)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--clients", type=int, nargs="*", default=[1, 8, 32])
     parser.add_argument("--gateway-signs", action="store_true", help="send unsigned orders: the gateway signs")
     parser.add_argument("--profile", metavar="LABEL", help="pyinstrument the gateway; test-artifacts/profiles/LABEL-*")
+    parser.add_argument("--bulk", type=int, default=0, metavar="N",
+                        help="also: 32 clients POSTing pacs.008 messages of N transactions each (0: not run)")
     args = parser.parse_args(argv)
     rig = start_rig(32)
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
@@ -605,6 +822,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{clients:>2} clients: {res.payments} ACSC in {res.seconds:.2f} s = {res.rate:,.0f}/s; "
                       f"p50 {res.pct(50):.1f} ms p95 {res.pct(95):.1f} ms p99 {res.pct(99):.1f} ms; "
                       f"lag p95 {percentile(res.lag_blocks, 95) if res.lag_blocks else 0:.0f} blocks; "
+                      f"polled {res.polled}; errors {dict(res.errors)}")
+            if args.bulk:
+                reqs_bulk = build_bulk_requests(rig, gw.api_keys, args.payments, clients=32, per_message=args.bulk)
+                res = run_bulk(gw, reqs_bulk)
+                print(f"32 clients x pacs.008 of {args.bulk}: {res.payments} ACSC in {res.seconds:.2f} s = "
+                      f"{res.rate:,.0f}/s; p50 {res.pct(50):.1f} ms p95 {res.pct(95):.1f} ms p99 {res.pct(99):.1f} ms; "
                       f"polled {res.polled}; errors {dict(res.errors)}")
             print(f"gateway peak RSS {gw.rss_mb():.0f} MB")
         finally:

@@ -37,21 +37,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from eth_account import Account  # noqa: E402
-from eth_account.signers.local import LocalAccount  # noqa: E402
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
-from chain_gateway.chain import AnvilProcess, anvil_binary, dev_accounts, make_web3  # noqa: E402
-from chain_gateway.config import PROJECT_ROOT  # noqa: E402
-from chain_gateway.db import make_engine, make_session_factory  # noqa: E402
-from chain_gateway.deploy import deploy  # noqa: E402
-from chain_gateway.indexer import Indexer  # noqa: E402
-from chain_gateway.ledger import ROLE_BANK, TX_GAS_CAP, LedgerClient  # noqa: E402
-from chain_gateway.lsm import QueuedPayment  # noqa: E402
-from chain_gateway.lsm.ubin import GridlockCase, load_ubin_ring_csv, random_gridlock  # noqa: E402
-from chain_gateway.mirror.schema import upgrade_database  # noqa: E402
-from chain_gateway.queue import QueueService  # noqa: E402
-from chain_gateway.signing import FLAG_QUEUE, PaymentOrder, sign_order  # noqa: E402
-from chain_gateway.transactions import TxSender  # noqa: E402
+from chain_gateway.chain import AnvilProcess, anvil_binary, dev_accounts, make_web3
+from chain_gateway.config import PROJECT_ROOT
+from chain_gateway.db import make_engine, make_session_factory
+from chain_gateway.deploy import deploy
+from chain_gateway.indexer import Indexer
+from chain_gateway.ledger import ROLE_BANK, TX_GAS_CAP, LedgerClient
+from chain_gateway.lsm import QueuedPayment
+from chain_gateway.lsm.ubin import GridlockCase, load_ubin_ring_csv, random_gridlock
+from chain_gateway.mirror.schema import upgrade_database
+from chain_gateway.queue import QueueService
+from chain_gateway.signing import FLAG_QUEUE, PaymentOrder, sign_order
+from chain_gateway.transactions import TxSender
 
 DATA = REPO / "tests" / "lsm" / "data"
 UBIN_EXPECTED = {"count": 4_500, "value": 31_132_000}

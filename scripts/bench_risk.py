@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import chain_gateway.audit_trail  # noqa: E402,F401 - registers the audit table
-import chain_gateway.models_all  # noqa: E402,F401
-from chain_gateway.db import Base, make_engine, make_session_factory, utcnow  # noqa: E402
-from chain_gateway.instructions.model import Party, PaymentInstruction  # noqa: E402
-from chain_gateway.payments import PaymentIntake  # noqa: E402
-from chain_gateway.risk import RiskConfig, RiskEngine, WatchList  # noqa: E402
-from chain_gateway.risk.config import DuplicateRule, OutlierRule, VelocityRule  # noqa: E402
-from chain_gateway.risk.watchlist import WatchEntry, normalise_name  # noqa: E402
+import chain_gateway.audit_trail
+import chain_gateway.models_all  # noqa: F401
+from chain_gateway.db import Base, make_engine, make_session_factory, utcnow
+from chain_gateway.instructions.model import Party, PaymentInstruction
+from chain_gateway.payments import PaymentIntake
+from chain_gateway.risk import RiskConfig, RiskEngine, WatchList
+from chain_gateway.risk.config import DuplicateRule, OutlierRule, VelocityRule
+from chain_gateway.risk.watchlist import WatchEntry, normalise_name
 
 SYLLABLES = ["al", "an", "bar", "bek", "dan", "dor", "el", "far", "gan", "ha", "ib", "ka", "lev", "mar", "mo", "nad",
              "or", "pet", "ra", "sa", "sid", "tar", "ul", "vo", "ya", "zar", "ko", "ri", "su", "te"]
@@ -131,7 +131,7 @@ def main() -> int:
                     received_at=now - timedelta(seconds=(args.history - i) * 2)))
             s.add_all(rows)
         config = RiskConfig(velocity=VelocityRule(enabled=True, window_seconds=3600, max_count=10_000,
-                                                  max_value={"USD": Decimal("1000000000")}),
+                                                  max_value={"USD": Decimal(1000000000)}),
                             duplicate=DuplicateRule(enabled=True, window_seconds=86_400),
                             outlier=OutlierRule(enabled=True, history=20, k=Decimal(3)))
         risk = RiskEngine(config, watchlist=wl)

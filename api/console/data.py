@@ -224,7 +224,7 @@ class Proof:
 
 def _hex(value: str) -> str:
     v = value.strip().lower()
-    return v[2:] if v.startswith("0x") else v
+    return v.removeprefix("0x")
 
 
 async def payment_proof(api: Api, payment: dict[str, Any]) -> Proof:

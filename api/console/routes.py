@@ -193,7 +193,7 @@ def _key_refused(request: Request) -> Response:
 
 
 @router.get("/login")
-def login_form(request: Request, next: str | None = None, expired: str | None = None) -> Response:  # noqa: A002
+def login_form(request: Request, next: str | None = None, expired: str | None = None) -> Response:
     return _page(request, "login.html", title="Log in", active=None, next=_safe_next(next),
                  error="Your API key was revoked or the gateway no longer accepts it: log in again." if expired
                  else None)

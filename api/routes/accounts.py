@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 
 from api.deps import GatewayDep, PrincipalDep, SessionDep, ensure_can_see
 from api.schemas import BalanceLine, BalancesPublic
-from chain_gateway.errors import InvalidMessage
 from chain_gateway import tracker
+from chain_gateway.errors import InvalidMessage
 from chain_gateway.instructions.currency import from_minor, validate_currency
 from chain_gateway.onboarding import require_profile
 

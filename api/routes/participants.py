@@ -4,8 +4,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import GatewayDep, Operator, PrincipalDep, SessionDep
-from api.schemas import (FundingPublic, FundingRequest, KeyIssued, ParticipantCreate, ParticipantCreated,
-                         ParticipantPublic, ParticipantsPublic, StatusChanged)
+from api.schemas import (
+    FundingPublic,
+    FundingRequest,
+    KeyIssued,
+    ParticipantCreate,
+    ParticipantCreated,
+    ParticipantPublic,
+    ParticipantsPublic,
+    StatusChanged,
+)
 from chain_gateway.access import issue_key, list_profiles, revoke_key
 from chain_gateway.audit_trail import audited
 from chain_gateway.errors import Forbidden

@@ -7,11 +7,10 @@ import datetime as dt
 import functools
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.to_thread
-
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +25,7 @@ from chain_gateway import tracker
 from chain_gateway.errors import DuplicateUetr, GatewayError, InvalidMessage, NotFound, Unavailable
 from chain_gateway.fx import FxService
 from chain_gateway.instructions.pacs import parse_payment_message
-from chain_gateway.instructions.pacs002 import StatusReport, TransactionStatus, render_pacs002
+from chain_gateway.instructions.pacs002 import StatusReport, TrackerStatus, TransactionStatus, render_pacs002
 from chain_gateway.instructions.request import instruction_from_request, parse_payment_request
 from chain_gateway.instructions.uetr import parse_uetr
 from chain_gateway.runtime import intake_writes
@@ -268,7 +267,7 @@ async def get_payment(uetr: str, request: Request, gateway: GatewayDep, principa
         report = StatusReport(message_id=f"STS{uuid.uuid4().hex[:28]}", created_at=dt.datetime.now(dt.UTC),
                               original_message_id=view.message_id or "NOTPROVIDED",
                               original_message_name=view.message_name(),
-                              transactions=[TransactionStatus(status=view.status, uetr=uuid.UUID(view.uetr),
+                              transactions=[TransactionStatus(status=cast(TrackerStatus, view.status), uetr=uuid.UUID(view.uetr),
                                                               end_to_end_id=view.end_to_end_id,
                                                               reason_code=view.reason_code)])
         return Response(render_pacs002(report), media_type="application/xml")

@@ -50,4 +50,4 @@ def main(
 gateway_cmds.register(app)
 chain_cmds.register(app)
 
-__all__ = ["app", "main", "_base"]
+__all__ = ["_base", "app", "main"]

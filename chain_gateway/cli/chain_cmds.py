@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from chain_gateway.cli._base import CliError, State, command, emit, key_values, state_of, stderr, table
 
@@ -222,4 +221,4 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
 
 
-__all__ = ["register", "State"]
+__all__ = ["State", "register"]

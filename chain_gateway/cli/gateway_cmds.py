@@ -9,8 +9,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from chain_gateway.cli._base import (CliError, State, command, decode_json, emit, key_values, normalise_bic,
-                                     problem_line, state_of, table)
+from chain_gateway.cli._base import (
+    CliError,
+    State,
+    command,
+    decode_json,
+    emit,
+    key_values,
+    normalise_bic,
+    problem_line,
+    state_of,
+    table,
+)
 
 STATUS_MEANING = {
     "RCVD": "received by the gateway",
@@ -416,4 +426,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-__all__ = ["register", "State"]
+__all__ = ["State", "register"]

@@ -164,7 +164,7 @@ class Indexer:
             except GatewayError as exc:
                 log.error("indexer: %s %s", exc.detail, exc.fields)
                 backoff = min(max(backoff * 2, poll_interval), 30.0)
-            except Exception:  # noqa: BLE001 - the loop must outlive a database outage; logged with the trace
+            except Exception:
                 log.exception("indexer cycle failed")
                 backoff = min(max(backoff * 2, poll_interval), 30.0)
             stop_event.wait(backoff)
@@ -376,6 +376,6 @@ class Indexer:
         for hook in list(self.hooks):
             try:
                 hook(update_)
-            except Exception:  # noqa: BLE001 - a listener's failure must not stop the mirror
+            except Exception:
                 log.exception("indexer hook %r failed", hook)
 

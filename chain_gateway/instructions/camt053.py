@@ -161,7 +161,7 @@ def _entry(b: Builder, stmt: etree._Element, entry: StatementEntry, currency: st
     b.sub(ntry, "CdtDbtInd", indicator)
     b.sub(ntry, "Sts/Cd", "BOOK")
     b.sub(ntry, "BookgDt/DtTm", iso_datetime(entry.booked_at, field="booked_at"))
-    value_date = entry.value_date or entry.booked_at.astimezone(dt.timezone.utc).date()
+    value_date = entry.value_date or entry.booked_at.astimezone(dt.UTC).date()
     b.sub(ntry, "ValDt/Dt", value_date.isoformat())
     short_reference = entry.reference if entry.reference and len(entry.reference) <= _MAX_REF else None
     b.opt(ntry, "AcctSvcrRef", short_reference)

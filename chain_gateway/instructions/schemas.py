@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Final
 
@@ -74,7 +74,7 @@ def shipped_message_ids() -> frozenset[str]:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(message_id: str) -> etree.XMLSchema:
     """Compile and cache the XSD for ``message_id``; InvalidMessage if none ships."""
     if message_id not in shipped_message_ids():

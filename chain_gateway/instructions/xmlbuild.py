@@ -70,7 +70,7 @@ def iso_datetime(value: dt.datetime, *, field: str) -> str:
 def utc_z(value: dt.datetime, *, field: str) -> str:
     """UTC with a ``Z`` suffix (head.001's ISONormalisedDateTime)."""
     iso_datetime(value, field=field)
-    return value.astimezone(dt.timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    return value.astimezone(dt.UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def check_rendered(element: etree._Element, message_id: str) -> None:

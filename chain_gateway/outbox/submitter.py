@@ -413,7 +413,7 @@ class Submitter:
                     self._recover()
                 if self._step():
                     continue
-            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one failure
+            except Exception as exc:
                 log.exception("outbox submitter step failed: %s", exc)
                 self._back_off()
                 self._stop.wait(max(0.0, self._retry_at - time.monotonic()))
@@ -640,5 +640,5 @@ class Submitter:
             return
         try:
             fn(list(uetrs), arg)
-        except Exception:  # noqa: BLE001 - a tracker's bug must not stop payments
+        except Exception:
             log.exception("outbox callback %r failed", fn)

@@ -20,8 +20,15 @@ from sqlalchemy.orm import Session
 from chain_gateway.access import get_profile
 from chain_gateway.errors import Forbidden, InvalidAgent, InvalidAmount, LimitExceeded
 from chain_gateway.instructions.bic import normalise_bic
-from chain_gateway.instructions.currency import (MAX_INTEGER_DIGITS, currency_exponent, decimal_places, from_minor,
-                                                 parse_decimal, to_minor, validate_currency)
+from chain_gateway.instructions.currency import (
+    MAX_INTEGER_DIGITS,
+    currency_exponent,
+    decimal_places,
+    from_minor,
+    parse_decimal,
+    to_minor,
+    validate_currency,
+)
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.onboarding import require_profile
 from chain_gateway.transactions import TransactionFailed

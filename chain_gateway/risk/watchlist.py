@@ -384,5 +384,18 @@ class WatchListSource:
         return self._list
 
 
-__all__ = ["ENTRY_TYPES", "EMPTY", "Match", "WatchEntry", "WatchList", "WatchListSource", "compact_bic", "format_of",
-           "normalise_name", "parse", "parse_csv", "parse_jsonl", "tokens"]
+__all__ = [
+    "EMPTY",
+    "ENTRY_TYPES",
+    "Match",
+    "WatchEntry",
+    "WatchList",
+    "WatchListSource",
+    "compact_bic",
+    "format_of",
+    "normalise_name",
+    "parse",
+    "parse_csv",
+    "parse_jsonl",
+    "tokens",
+]

@@ -19,7 +19,7 @@ CLEAN_ENV = {name: None for name in ("SETTLE_GATEWAY", "SETTLE_API_KEY", "SETTLE
 Settle = Callable[..., Result]
 
 
-def invoke(*args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Result:  # noqa: A002
+def invoke(*args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Result:
     return CliRunner().invoke(app, list(args), env={**CLEAN_ENV, **(env or {})}, input=input)
 
 

@@ -180,7 +180,7 @@ def make_machine(env: SimpleNamespace) -> type[RuleBasedStateMachine]:
             self.model.supply[currency] += amount
 
         @rule(bank=bank_ids, currency=currencies, amount=st.integers(0, 1_500))
-        def defund(self, bank: int, currency: str, amount: int) -> None:  # noqa: D401
+        def defund(self, bank: int, currency: str, amount: int) -> None:
             address, balance = env.banks[bank].address, self.model.bal(bank, currency)
             if amount == 0:
                 error, args = "InvalidFunding", {"participant": address, "currency": currency.encode(), "amount": 0}

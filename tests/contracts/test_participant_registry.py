@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
-
 from eth_utils import keccak
 
 from chain_gateway.ledger import ROLE_AUDITOR, ROLE_BANK, ROLE_FX_PROVIDER

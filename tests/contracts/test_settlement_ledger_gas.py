@@ -11,6 +11,7 @@ import pytest
 
 from chain_gateway.ledger import GAS_BATCH_ITEM, GAS_SUBMIT, LedgerClient
 
+
 def test_submit_payment_gas_fits_client_budget_in_steady_state(client, make_bank, make_order):
     a, b = make_bank(funds={"USD": 10_000}), make_bank(funds={"USD": 1})
     warm_up, sig = make_order(a, b, 1)

@@ -13,8 +13,7 @@ from eth_utils import keccak
 from chain_gateway.deploy import deploy
 from chain_gateway.errors import InvalidSignature as GatewayInvalidSignature
 from chain_gateway.ledger import ROLE_BANK, LedgerClient
-from chain_gateway.signing import (PAYMENT_ORDER_TYPE, PaymentOrder, order_digest, recover_signer, sign_order,
-                                   typed_data)
+from chain_gateway.signing import PAYMENT_ORDER_TYPE, PaymentOrder, order_digest, recover_signer, sign_order, typed_data
 from chain_gateway.transactions import TxSender
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -151,9 +151,8 @@ def test_fx_payment_signed_by_the_bank_itself(fx_gw):
     assert prepared["debit_currency"] == "USD" and prepared["debit_amount"] == "1.99"  # ceil(300/1.5137) cents
     sig = bytes(Account.sign_message(encode_typed_data(full_message=prepared["typed_data"]),
                                      Account.create().key).signature)
-    with e.gateway.sessions() as s:
-        with pytest.raises(InvalidSignature):
-            e.gateway.fx.accept(ctx, s, instruction, signature=sig, deadline=prepared["deadline"])
+    with e.gateway.sessions() as s, pytest.raises(InvalidSignature):
+        e.gateway.fx.accept(ctx, s, instruction, signature=sig, deadline=prepared["deadline"])
     sig = bytes(Account.sign_message(encode_typed_data(full_message=prepared["typed_data"]),
                                      e.banks["A"].account.key).signature)
     with e.gateway.sessions() as s:

@@ -4,16 +4,20 @@ Exact amounts across 0-, 2- and 3-decimal currencies; every rejection leaves eve
 was; capacity is cumulative per quote; a relayer can neither forge nor swap a quote."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
-from chain_gateway.fx import (RATE_SCALE, debit_amount, fx_order_digest, fx_order_typed_data, quote_digest,
-                              quote_typed_data)
-from chain_gateway.transactions import TransactionFailed, TxSender, encode_call
+from chain_gateway.fx import (
+    RATE_SCALE,
+    debit_amount,
+    fx_order_digest,
+    fx_order_typed_data,
+    quote_digest,
+    quote_typed_data,
+)
+from chain_gateway.transactions import TransactionFailed, encode_call
 from tests.fx.conftest import balances
 
 SUPPLY_CURRENCIES = ["USD", "JPY", "EUR", "GBP", "BHD"]

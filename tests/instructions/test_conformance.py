@@ -325,7 +325,7 @@ def _valid_pacs002_samples(samples_dir: Path) -> list[Path]:
 def _our_report(with_header: bool) -> bytes:
     import datetime as dt
 
-    now = dt.datetime(2025, 6, 2, 10, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2025, 6, 2, 10, 0, tzinfo=dt.UTC)
     report = StatusReport(
         message_id="STS-0001",
         created_at=now,

@@ -218,7 +218,7 @@ def test_model_validate_raises_gateway_errors_only() -> None:
 def test_instruction_is_frozen() -> None:
     instruction = make()
     with pytest.raises(Exception):  # pydantic refuses assignment to a frozen model
-        instruction.amount = Decimal("1")
+        instruction.amount = Decimal(1)
     assert hash(make()) == hash(make())
 
 

@@ -14,9 +14,9 @@ from chain_gateway.instructions import (
     CAMT053_VERSION,
     PACS002_VERSION,
     RenderError,
-    StaticBicDirectory,
     Statement,
     StatementEntry,
+    StaticBicDirectory,
     StatusReport,
     TransactionStatus,
     parse_payment_message,
@@ -29,7 +29,7 @@ from chain_gateway.instructions.pacs002 import TX_STATUS_CODES
 
 from .isobuild import Msg, Tx, uetr
 
-NOW = dt.datetime(2025, 6, 2, 10, 0, 30, 123456, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 6, 2, 10, 0, 30, 123456, tzinfo=dt.UTC)
 U1 = uuid.UUID(uetr(1))
 
 
@@ -118,12 +118,12 @@ def statement(**changes: Any) -> Statement:
         "created_at": NOW,
         "account_bic": "BANKUS33",
         "currency": "USD",
-        "opening_balance": Decimal("1000"),
+        "opening_balance": Decimal(1000),
         "period_start": NOW - dt.timedelta(days=1),
         "period_end": NOW,
         "entries": (
             StatementEntry(Decimal("250.50"), True, NOW, U1, "E2E-1", "blk:41:0", additional_info="tx 0xabc"),
-            StatementEntry(Decimal("10"), False, NOW, uuid.UUID(uetr(2)), "E2E-2", value_date=dt.date(2025, 6, 3)),
+            StatementEntry(Decimal(10), False, NOW, uuid.UUID(uetr(2)), "E2E-2", value_date=dt.date(2025, 6, 3)),
             StatementEntry(Decimal("0.01"), False, NOW, bank_transaction_code=("CAMT", "ACCB", "OTHR")),
         ),
         "as_of_block": 42,
@@ -153,12 +153,12 @@ def test_camt053_renders_valid_statement() -> None:
 def test_camt053_balances_must_add_up() -> None:
     with pytest.raises(RenderError, match="does not add up"):
         render_camt053(statement(closing_balance=Decimal("1240.50")))  # entries make 1240.49
-    assert render_camt053(statement(closing_balance=Decimal("1")), check_balances=False)
+    assert render_camt053(statement(closing_balance=Decimal(1)), check_balances=False)
 
 
 def test_camt053_negative_balance_is_dbit_and_jpy_has_no_decimals() -> None:
-    xml = render_camt053(statement(currency="JPY", opening_balance=Decimal("-5"),
-                                   entries=(StatementEntry(Decimal("1500"), True, NOW, U1),)))
+    xml = render_camt053(statement(currency="JPY", opening_balance=Decimal(-5),
+                                   entries=(StatementEntry(Decimal(1500), True, NOW, U1),)))
     assert texts(xml, "Amt")[:2] == ["5", "1495"]
     assert texts(xml, "CdtDbtInd")[:2] == ["DBIT", "CRDT"]
 
@@ -177,8 +177,8 @@ def test_camt053_with_header_and_empty_statement() -> None:
         ({"currency": "XAU"}, "cannot render"),
         ({"account_bic": "nope"}, "cannot render"),
         ({"entries": (StatementEntry(Decimal("1.001"), True, NOW),)}, "decimal places"),
-        ({"entries": (StatementEntry(Decimal("-1"), True, NOW),)}, "greater than zero"),
-        ({"entries": (StatementEntry(Decimal("1"), True, dt.datetime(2025, 6, 2)),)}, "timezone-aware"),
+        ({"entries": (StatementEntry(Decimal(-1), True, NOW),)}, "greater than zero"),
+        ({"entries": (StatementEntry(Decimal(1), True, dt.datetime(2025, 6, 2)),)}, "timezone-aware"),
         ({"statement_id": "x" * 36}, "Id"),
         # 19 significant digits: a valid ledger amount, but over the ISO totalDigits of 18
         ({"opening_balance": Decimal("11111111111111111.11"), "entries": ()}, "totalDigits"),
@@ -231,8 +231,8 @@ def test_status_report_for_answers_the_sender(directory: StaticBicDirectory) -> 
 def test_camt053_long_reference_moves_to_additional_info() -> None:
     long_reference = "0x" + "ab" * 32  # a bytes32 reference: 66 characters, over Max35Text
     xml = render_camt053(statement(entries=(
-        StatementEntry(Decimal("5"), True, NOW, reference=long_reference, additional_info="funding"),
-        StatementEntry(Decimal("1"), True, NOW, reference="short-ref"),
+        StatementEntry(Decimal(5), True, NOW, reference=long_reference, additional_info="funding"),
+        StatementEntry(Decimal(1), True, NOW, reference="short-ref"),
     )))
     assert texts(xml, "AcctSvcrRef") == ["short-ref"]
     assert texts(xml, "AddtlNtryInf") == [f"reference {long_reference}; funding"]

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from chain_gateway.errors import GatewayError, InvalidAgent, InvalidAmount, InvalidMessage, InvalidSignature, UnknownCurrency
+from chain_gateway.errors import (
+    GatewayError,
+    InvalidAgent,
+    InvalidAmount,
+    InvalidMessage,
+    InvalidSignature,
+    UnknownCurrency,
+)
 from chain_gateway.instructions import (
     PaymentInstruction,
     PaymentRequest,
@@ -104,7 +111,7 @@ def test_request_full_body_and_signature() -> None:
             creditor={"name": "Client", "country": "FR"},
         )
     )
-    assert req.deadline == dt.datetime(2025, 6, 2, 10, 5, tzinfo=dt.timezone.utc)
+    assert req.deadline == dt.datetime(2025, 6, 2, 10, 5, tzinfo=dt.UTC)
     assert req.signature == signature and req.signature_bytes() == bytes([0xAB]) * 65
     assert req.fx is not None and req.fx.debit_currency == "USD"
 

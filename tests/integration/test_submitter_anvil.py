@@ -32,7 +32,6 @@ from chain_gateway.ledger import ROLE_BANK, LedgerClient
 from chain_gateway.outbox import OutboxEntry, OutboxState, Submitter, recover
 from chain_gateway.signing import PaymentOrder, sign_order
 from chain_gateway.transactions import TxSender
-
 from tests.outbox.outbox_helpers import put, settled_counts
 
 pytestmark = pytest.mark.anvil

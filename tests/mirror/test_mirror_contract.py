@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from chain_gateway.errors import ReorgDetected
 from chain_gateway.indexer import MirrorUpdate
 from chain_gateway.mirror import repository as repo
-from chain_gateway.mirror.models import Balance, Payment, ProcessedBlock
 from chain_gateway.mirror import writer
+from chain_gateway.mirror.models import Balance, Payment, ProcessedBlock
 from chain_gateway.mirror.writer import record_processed
 from chain_gateway.reconcile import reconcile
 from tests.mirror.scenario import dump, more_payments

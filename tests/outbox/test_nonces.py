@@ -8,7 +8,6 @@ import requests
 from chain_gateway.db import Base, make_engine, make_session_factory
 from chain_gateway.errors import ChainUnavailable
 from chain_gateway.ledger import LedgerClient
-
 from tests.outbox.outbox_helpers import put, settled_counts
 
 THREADS = 16

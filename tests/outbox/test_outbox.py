@@ -20,7 +20,6 @@ from chain_gateway.errors import DuplicateUetr, InvalidMessage
 from chain_gateway.outbox import OutboxEntry, OutboxState, enqueue, get_entry
 from chain_gateway.outbox.receipts import PAYMENT_QUEUED_TOPIC, PAYMENT_REJECTED_TOPIC, PAYMENT_SETTLED_TOPIC
 from chain_gateway.signing import PaymentOrder
-
 from tests.outbox.outbox_helpers import put, rows
 
 DEBTOR = "0x" + "11" * 20

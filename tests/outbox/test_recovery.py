@@ -14,7 +14,6 @@ from chain_gateway.errors import ChainUnavailable
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.outbox import OutboxEntry, OutboxState, recover
 from chain_gateway.transactions import TxSender
-
 from tests.outbox.outbox_helpers import put, rows, settled_counts
 
 

@@ -16,7 +16,6 @@ from chain_gateway.ledger import GAS_BATCH_BASE, GAS_BATCH_ITEM, TX_GAS_CAP, Led
 from chain_gateway.outbox import OutboxState
 from chain_gateway.signing import FLAG_QUEUE
 from chain_gateway.transactions import TxSender
-
 from tests.outbox.outbox_helpers import put, rows, settled_counts
 
 

@@ -146,8 +146,8 @@ def queue_env(settings: Settings, chain: Any, deployment: Any, client: LedgerCli
         yield env
     finally:
         service.stop()
-        if env._http is not None:  # noqa: SLF001
-            env._http.close()  # noqa: SLF001
+        if env._http is not None:
+            env._http.close()
         gateway.submitter.stop(timeout=5)
         gateway.engine.dispose()
 
@@ -163,4 +163,4 @@ def wait_for() -> Callable[..., None]:
     return _wait
 
 
-__all__ = ["FUND_REF", "QueueEnv", "ROLE_BANK"]
+__all__ = ["FUND_REF", "ROLE_BANK", "QueueEnv"]

@@ -187,9 +187,9 @@ def test_stuck_queue_triggers_resolution(queue_env, make_order):
     items = [e.queue_onchain(make_order, a, b, 10), e.queue_onchain(make_order, b, a, 10)]
     e.sync()
     now[0] += 10
-    assert service._maybe_resolve() is None  # noqa: SLF001 - not stuck long enough
+    assert service._maybe_resolve() is None
     now[0] += 25
-    report = service._maybe_resolve()  # noqa: SLF001
+    report = service._maybe_resolve()
     assert report is not None and report.settled_count == 2
     assert [e.status(u) for u in items] == [2, 2]
 

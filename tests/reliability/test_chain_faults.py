@@ -25,8 +25,19 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reliability.harness import (FR, NY, Chain, GatewayProcess, PaymentLoad, assert_money_conserved,
-                                       make_specs, report, settled_events, wait_all_final, wait_reconciled)
+from tests.reliability.harness import (
+    FR,
+    NY,
+    Chain,
+    GatewayProcess,
+    PaymentLoad,
+    assert_money_conserved,
+    make_specs,
+    report,
+    settled_events,
+    wait_all_final,
+    wait_reconciled,
+)
 from tests.reliability.proxy import ChaosProxy
 
 pytestmark = pytest.mark.slow

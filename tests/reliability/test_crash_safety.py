@@ -19,8 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import (Chain, GatewayProcess, PaymentLoad, assert_money_conserved, make_specs,
-                                       report, settled_events, wait_all_final, wait_reconciled)
+from tests.reliability.harness import (
+    Chain,
+    GatewayProcess,
+    PaymentLoad,
+    assert_money_conserved,
+    make_specs,
+    report,
+    settled_events,
+    wait_all_final,
+    wait_reconciled,
+)
 
 pytestmark = pytest.mark.slow
 

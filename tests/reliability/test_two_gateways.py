@@ -30,9 +30,19 @@ from chain_gateway.keys import KeyStore
 from chain_gateway.mirror.models import CHAIN_DERIVED
 from chain_gateway.signing import sign_digest
 from chain_gateway.transactions import encode_call
-from tests.reliability.harness import (DEMO_BANKS, DEPLOYMENT_NAME, Chain, GatewayProcess, PaymentLoad,
-                                       assert_money_conserved, make_specs, report, settled_events,
-                                       wait_all_final, wait_reconciled)
+from tests.reliability.harness import (
+    DEMO_BANKS,
+    DEPLOYMENT_NAME,
+    Chain,
+    GatewayProcess,
+    PaymentLoad,
+    assert_money_conserved,
+    make_specs,
+    report,
+    settled_events,
+    wait_all_final,
+    wait_reconciled,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-import chain_gateway.audit_trail  # noqa: F401 - registers audit_trail on Base.metadata
-import chain_gateway.models_all  # noqa: F401 - every gateway table
+import chain_gateway.audit_trail
+import chain_gateway.models_all
 import chain_gateway.risk.holds  # noqa: F401 - risk_holds
 from chain_gateway.db import Base, make_engine, make_session_factory, utcnow
 from chain_gateway.instructions.model import PaymentInstruction

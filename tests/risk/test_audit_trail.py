@@ -16,11 +16,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import Operator, SessionDep
 from chain_gateway.access import Principal
-from chain_gateway.audit_trail import (GENESIS_HASH, AuditEntry, actor_of, audited, canonical_inputs, format_at,
-                                       list_entries, record, record_detached, record_now, verify)
+from chain_gateway.audit_trail import (
+    GENESIS_HASH,
+    AuditEntry,
+    actor_of,
+    audited,
+    canonical_inputs,
+    format_at,
+    list_entries,
+    record,
+    record_detached,
+    record_now,
+    verify,
+)
 from chain_gateway.errors import Conflict
 
 from .conftest import build_api
+
 
 class Suspension(BaseModel):
     reason: str

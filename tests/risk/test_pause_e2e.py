@@ -16,7 +16,7 @@ NY, FR = "DEMOUS33XXX", "DEMODEFFXXX"
 
 
 @pytest.fixture
-def paused(live: Live) -> Iterator[Live]:  # noqa: F811 - the imported fixture
+def paused(live: Live) -> Iterator[Live]:
     op = live.client(live.operator)
     r = op.post("/v1/system/pause")
     assert r.status_code == 200, r.text
@@ -55,7 +55,7 @@ def test_payments_are_refused_with_503_while_paused_and_reads_work(paused: Live)
     assert r.status_code == 409  # already paused: no second transaction
 
 
-def test_payments_settle_again_after_resume(live: Live) -> None:  # noqa: F811
+def test_payments_settle_again_after_resume(live: Live) -> None:
     op, ny = live.client(live.operator), live.client(live.bank(NY))
     assert op.post("/v1/system/pause").status_code == 200
     try:

@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session
 from chain_gateway.db import utcnow
 from chain_gateway.errors import ConfigurationError
 from chain_gateway.risk.config import DuplicateRule, OutlierRule, RiskConfig, VelocityRule
-from chain_gateway.risk.rules import (check_duplicate, check_outlier, check_velocity, evaluate_rules,
-                                      outlier_threshold)
+from chain_gateway.risk.rules import check_duplicate, check_outlier, check_velocity, evaluate_rules, outlier_threshold
 
 from .conftest import GB, NY, instruction
 
@@ -62,7 +61,7 @@ def test_velocity_value_at_just_under_and_over_the_limit(session: Session, add_h
 
 
 def test_velocity_value_ignores_currencies_without_a_limit(session: Session, add_history: History) -> None:
-    rule = VelocityRule(enabled=True, max_count=None, max_value={"EUR": Decimal("1")})
+    rule = VelocityRule(enabled=True, max_count=None, max_value={"EUR": Decimal(1)})
     add_history(["900.00"], currency="USD")
     assert check_velocity(session, instruction(currency="USD", amount="900.00"), rule, utcnow()) is None
 

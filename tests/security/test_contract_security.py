@@ -28,8 +28,14 @@ from eth_utils import keccak, to_checksum_address
 from chain_gateway.chain import ChainHandle
 from chain_gateway.errors import InvalidSignature
 from chain_gateway.ledger import Deployment, LedgerClient
-from chain_gateway.signing import (_SECP256K1_HALF_N, PaymentOrder, order_digest, recover_signer, sign_order,
-                                   verify_order)
+from chain_gateway.signing import (
+    _SECP256K1_HALF_N,
+    PaymentOrder,
+    order_digest,
+    recover_signer,
+    sign_order,
+    verify_order,
+)
 from chain_gateway.toolchain import compile_contracts
 from chain_gateway.transactions import TransactionFailed, TxSender, encode_call
 from tests.conftest import Bank

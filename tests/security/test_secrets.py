@@ -23,7 +23,6 @@ import stat
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -44,9 +43,7 @@ def _environment_reads(path: Path) -> list[int]:
     tree = ast.parse(path.read_text(), filename=str(path))
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "environb", "getenv", "getenvb", "putenv"):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "environb", "getenv", "getenvb", "putenv") or isinstance(node, ast.ImportFrom) and node.module == "os" and any(
                 a.name in ("environ", "getenv", "environb", "getenvb") for a in node.names):
             lines.append(node.lineno)
     return lines
