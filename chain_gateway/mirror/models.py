@@ -181,7 +181,8 @@ class Funding(Base):
 
 
 class LimitChange(Base):
-    """LimitsChanged: the operator limits of a participant in a currency from this log on."""
+    """LimitsChanged (``kind`` operator) or OwnLimitsChanged (``kind`` own): a participant's
+    limits in a currency from this log on. The chain applies the tighter of the two."""
 
     __tablename__ = "mirror_limits"
 
@@ -193,6 +194,7 @@ class LimitChange(Base):
     max_daily_outflow: Mapped[int] = mapped_column(ExactInt)
     tx_hash: Mapped[str] = mapped_column(String(HASH_LEN))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(8), server_default="operator", default="operator")
 
     __table_args__ = (Index("ix_mirror_limits_participant_currency", "participant", "currency"),)
 

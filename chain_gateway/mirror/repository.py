@@ -470,9 +470,10 @@ def funding_records(*, session: Session, participant: str | None = None, currenc
     return Page(items, next_cursor)
 
 
-def limits(*, session: Session, participant: str) -> list[LimitsView]:
-    """The operator limits in force for the participant, per currency."""
-    rows = session.execute(select(LimitChange).where(LimitChange.participant == participant)
+def limits(*, session: Session, participant: str, kind: str = "operator") -> list[LimitsView]:
+    """The limits in force for the participant, per currency: the operator's (``operator``) or
+    those the bank set itself (``own``)."""
+    rows = session.execute(select(LimitChange).where(LimitChange.participant == participant, LimitChange.kind == kind)
                            .order_by(LimitChange.block_number, LimitChange.log_index)).scalars()
     current: dict[str, LimitsView] = {}
     for r in rows:

@@ -237,7 +237,7 @@ class RangeFold:
         self._preload()
         handlers = {
             "ParticipantRegistered": self._registered, "ParticipantStatusChanged": self._status_changed,
-            "Funded": self._funded, "Defunded": self._funded, "LimitsChanged": self._limits,
+            "Funded": self._funded, "Defunded": self._funded, "LimitsChanged": self._limits, "OwnLimitsChanged": self._limits,
             "BilateralLimitChanged": self._bilateral, "Paused": self._system, "Unpaused": self._system,
             "QueueBatchSettled": self._system, "FxSettled": self._fx_settled, "GridlockReserved": self._system,
             "GridlockCommitted": self._system, "GridlockReleased": self._system, "GridlockClosed": self._system,
@@ -316,7 +316,7 @@ class RangeFold:
             "block_number": log.block_number, "log_index": log.log_index, "participant": a["participant"],
             "currency": _ascii(a["currency"]), "max_per_payment": int(a["maxPerPayment"]),
             "max_daily_outflow": int(a["maxDailyOutflow"]), "tx_hash": log.tx_hash,
-            "at": self._at(log.block_number)})
+            "at": self._at(log.block_number), "kind": "own" if ev.name == "OwnLimitsChanged" else "operator"})
 
     def _bilateral(self, ev: DecodedEvent) -> None:
         a, log = ev.args, ev.log

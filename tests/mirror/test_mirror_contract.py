@@ -223,6 +223,18 @@ class MirrorContract:
         with mirror_db.sessions() as session:
             assert repo.get_payment(session=session, uetr=uetr).status == "ACSC"
 
+    def test_own_limits_are_mirrored_apart_from_the_operators(self, client, make_bank, make_indexer, mirror_db):
+        a = make_bank(funds={"USD": 100})
+        client.set_limits(a.address, "USD", 500, 5_000)
+        client.set_own_limits_for(a.address, "USD", 200, 1_000)
+        client.set_own_limits_for(a.address, "USD", 150, 1_000)
+        make_indexer().sync_once()
+        with mirror_db.sessions() as session:
+            operator = repo.limits(session=session, participant=a.address)
+            own = repo.limits(session=session, participant=a.address, kind="own")
+        assert [(x.currency, x.max_per_payment, x.max_daily_outflow) for x in operator] == [("USD", 500, 5_000)]
+        assert [(x.currency, x.max_per_payment, x.max_daily_outflow) for x in own] == [("USD", 150, 1_000)]
+
     # ------------------------------------------------------------ finality
     def test_confirmation_depth(self, client, make_bank, make_order, make_indexer, mirror_db):
         a, b = make_bank(funds={"USD": 100}), make_bank()
