@@ -186,7 +186,14 @@ def phase_gas(res: Results, sizes: Sizes) -> None:
 
 def phase_gateway(res: Results, sizes: Sizes, profile: str | None = None) -> None:
     from scripts.bench_chain import start_rig
-    from scripts.bench_gateway import build_requests, launch_gateway, percentile, run_load
+    from scripts.bench_gateway import (
+        build_bulk_requests,
+        build_requests,
+        launch_gateway,
+        percentile,
+        run_bulk,
+        run_load,
+    )
 
     rig = start_rig(32)
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
@@ -199,7 +206,7 @@ def phase_gateway(res: Results, sizes: Sizes, profile: str | None = None) -> Non
                     time.sleep(0.5)  # idle: nothing else in flight
                 r = run_load(gw, reqs, rig=rig if clients == 32 else None)
                 res.data[f"gateway_{clients}"] = r.rate
-                errs = f"; errors {sum(r.errors.values())}" if r.errors else ""
+                errs = f"; errors {sum(r.errors.values())}" if sum(r.errors.values()) else ""
                 res.add("gateway", f"{clients:>2} client{'s' if clients > 1 else ''}: {r.payments:,} payments, "
                         "submit -> ACSC", f"{r.rate:,.0f} payments/s{errs}")
                 ok50 = r.pct(50) <= 50 if clients == 1 else None
@@ -228,10 +235,18 @@ def phase_gateway(res: Results, sizes: Sizes, profile: str | None = None) -> Non
             reqs = build_requests(rig, gw.api_keys, sizes.gateway_signs, clients=32, signed=False)
             r = run_load(gw, reqs)
             res.data["gateway_signs"] = r.rate
-            errs = f"; errors {sum(r.errors.values())}" if r.errors else ""
+            errs = f"; errors {sum(r.errors.values())}" if sum(r.errors.values()) else ""
             res.add("gateway", f"32 clients, the gateway holds the keys and signs ({r.payments:,})",
                     f"{r.rate:,.0f} payments/s{errs}")
             res.add("gateway", "    latency p50 / p99", f"{r.pct(50):,.1f} / {r.pct(99):,.1f} ms")
+            bulk = build_bulk_requests(rig, gw.api_keys, sizes.gateway_signs, clients=32, per_message=100)
+            r = run_bulk(gw, bulk)
+            res.data["gateway_bulk"] = r.rate
+            errs = f"; errors {sum(r.errors.values())}" if sum(r.errors.values()) else ""
+            res.add("gateway", f"32 clients, pacs.008 messages of 100 transactions, the gateway signs ({r.payments:,})",
+                    f"{r.rate:,.0f} payments/s{errs}")
+            res.add("gateway", "    message submit -> every transaction ACSC, p50 / p99",
+                    f"{r.pct(50):,.1f} / {r.pct(99):,.1f} ms")
             res.add("gateway", "gateway peak RSS (this phase)", f"{gw.rss_mb():,.0f} MB")
         finally:
             gw.stop()
@@ -312,7 +327,7 @@ def phase_scale(res: Results, sizes: Sizes) -> None:
             res.add("scale", f"  the chain alone (block of 32), ratio {last:,} / {first:,}",
                     f"{chain[last] / chain[first]:.2f}x")
             res.data["scale"] = {"per_payment_ms": per_payment, "chain_block_ms": chain, "blocks": blocks_made}
-            p50, p95, lines = statement_p95(gw, rig, 0, samples=sizes.statement_samples)
+            p50, p95, _lines = statement_p95(gw, rig, 0, samples=sizes.statement_samples)
             res.add("scale", f"statement query, bank with {sizes.scale_points[-1]:,}+ movements, p95",
                     _ms(p95), "<= 50 ms", p95 <= 50)
             res.add("scale", "  p50", _ms(p50))
