@@ -19,7 +19,7 @@ debtor's), so the column-wise matrix is written straight into numpy arrays.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import highspy
@@ -129,8 +129,13 @@ def run_mip(
     *,
     rel_gap: float = 1e-6,
     max_nodes: int | None = None,
+    on_incumbent: Callable[[FloatArray], None] | None = None,
 ) -> MipOutcome:
     """Solve with HiGHS, optionally from a feasible warm start; LsmError if HiGHS errors.
+
+    ``on_incumbent`` is called (from HiGHS's callback, in the solving thread) with
+    each improving incumbent HiGHS finds, rounded to integers and clipped to the
+    column bounds; the receiver must re-check feasibility before using it.
 
     ``threads`` is left at HiGHS's default on purpose: HiGHS keeps one scheduler
     per process and refuses to run (status kError) when a later solve asks for a
@@ -167,6 +172,14 @@ def run_mip(
         model.value,
         np.full(num_col, int(highspy.HighsVarType.kInteger), dtype=np.int32),
     )
+    if on_incumbent is not None:
+        upper = model.col_upper
+
+        def publish(event: highspy.HighsCallbackEvent) -> None:
+            values = np.asarray(event.data_out.mip_solution, dtype=np.float64)[:num_col]
+            on_incumbent(np.clip(np.rint(values), 0.0, upper))
+
+        highs.cbMipImprovingSolution.subscribe(publish)
     if warm_start is not None:
         highs.setSolution(num_col, np.arange(num_col, dtype=np.int32), warm_start)
     if highs.run() == highspy.HighsStatus.kError:

@@ -136,8 +136,12 @@ def improve(
     *,
     seed: int = 0,
     max_rounds: int | None = None,
+    sub_mip_seconds: float = SUB_MIP_SECONDS,
 ) -> FloatArray:
-    """Large-neighbourhood search from the feasible point ``x`` until ``deadline``."""
+    """Large-neighbourhood search from the feasible point ``x`` until ``deadline``.
+
+    Neighbourhoods are sized so a sub-MIP takes about ``sub_mip_seconds``; a caller
+    whose search has stalled passes more to reach moves the small ones cannot."""
     rng = random.Random(seed)
     incident: list[list[int]] = [[] for _ in range(model.num_row)]
     for k, (head, tail) in enumerate(model.index.reshape(-1, 2).tolist()):
@@ -145,7 +149,8 @@ def improve(
         incident[tail].append(k)
     rows = [r for r in range(model.num_row) if incident[r]]
     heads, tails = model.index[0::2], model.index[1::2]
-    targets = [min(40.0, float(model.num_col)), min(40.0, float(model.num_col))]
+    first = min(40.0 * max(1.0, sub_mip_seconds / SUB_MIP_SECONDS) ** 0.5, float(model.num_col))
+    targets = [first, first]
     best = x.copy()
     best_value = float(model.cost @ best)
     rounds = 0
@@ -181,9 +186,9 @@ def improve(
                     # An LNS step often opens a long exchange elsewhere: cheap to look.
                     best = exchange(model, candidate, min(deadline, time.perf_counter() + EXCHANGE_SECONDS))
                     best_value = float(model.cost @ best)
-        if outcome.optimal and elapsed < SUB_MIP_SECONDS:
+        if outcome.optimal and elapsed < sub_mip_seconds:
             targets[kind] = min(target * 1.1, float(model.num_col))
-        elif not outcome.optimal or elapsed > 2 * SUB_MIP_SECONDS:
+        elif not outcome.optimal or elapsed > 2 * sub_mip_seconds:
             targets[kind] = max(20.0, target * 0.8)
         if outcome.optimal and bool(free.all()):
             break  # the whole model was just solved to optimality: nothing left to search

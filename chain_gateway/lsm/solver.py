@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from chain_gateway.lsm.heuristics import (
     remove_until_covered,
     solve_greedy,
 )
-from chain_gateway.lsm.milp import MipOutcome, build_model, run_mip
+from chain_gateway.lsm.milp import ArrayModel, FloatArray, MipOutcome, build_model, run_mip
 from chain_gateway.lsm.model import (
     Account,
     LsmError,
@@ -28,8 +29,8 @@ from chain_gateway.lsm.model import (
     relative_gap,
     validate_queue,
 )
-from chain_gateway.lsm.reduce import Reduction, group_interchangeable, reduce_currency
-from chain_gateway.lsm.search import augment, exchange, improve
+from chain_gateway.lsm.reduce import Group, Reduction, group_interchangeable, reduce_currency
+from chain_gateway.lsm.search import SUB_MIP_SECONDS, augment, exchange, improve
 
 __all__ = ["brute_force", "release_in_order", "solve", "solve_greedy", "solve_milp"]
 
@@ -40,18 +41,72 @@ CONSTRUCT_SHARE = 0.3
 """Of a currency's time: at most this much for cycle augmentation and exchanges
 (usually far less)."""
 SEARCH_FIRST_COLUMNS = 60
-"""Above this many columns the LNS runs before HiGHS. On the benchmark gridlocks
-(500-1,000 payments) HiGHS's root (cuts, then its RINS/RENS) takes seconds and its
-incumbent comes late or never, while LNS-first then HiGHS warm-started from the
-LNS point was better on every seed tried (500 payments, seeds 1 and 6-9: 96-98%
-of the bound against 91-94% with HiGHS first). Small models go straight to HiGHS,
-which usually proves optimality at once."""
-SEARCH_FIRST_SHARE = 0.4
-"""Of a large currency's time after construction: LNS (with exchanges) before HiGHS."""
+"""Above this many columns HiGHS runs on the whole model in a worker thread while
+the LNS searches in this one (``_search_with_background_mip``). On the benchmark
+gridlocks (500-1,000 payments) HiGHS's incumbent comes late or never and its bound
+is nearly final after the root, so the search needs the whole budget; before,
+LNS then HiGHS in turn (40/60 of the time) reached 92-97% of the bound where
+both at once reached 95.6-98.3% on the default benchmark (seeds 1-3, 10 s, a
+loaded 2-core machine). Small models go straight to HiGHS, which usually proves
+optimality at once."""
 BRANCH_AND_BOUND_SHARE = 0.6
 """Of what is left when HiGHS starts: its full branch-and-bound (bound + incumbent),
 warm-started from the heuristic incumbent; the rest goes to the neighbourhood search
 around the best incumbent."""
+LNS_RESTART_SECONDS = 2.0
+"""On large models the neighbourhood search restarts with a fresh random stream
+this often (a single stream tends to stall in one region of the gridlock)."""
+STALL_GROWTH = 4.0
+MAX_SUB_MIP_SECONDS = 0.5
+"""After an LNS round without progress the next round's sub-MIPs may take
+``STALL_GROWTH`` times longer (larger neighbourhoods), up to this."""
+JOIN_GRACE_SECONDS = 1.0
+"""How long past the deadline to wait for the background HiGHS run to honour its
+own time limit before its result is given up (then the bound is the trivial one)."""
+
+
+class _BackgroundMip:
+    """HiGHS's branch-and-bound on the whole model in a worker thread.
+
+    ``Highs.run`` releases the GIL and HiGHS gives each calling thread its own task
+    scheduler, so the global solve (its root cuts give the proven bound) runs
+    alongside the neighbourhood search's small sub-MIPs in the main thread instead
+    of taking a slice of the time from them. On the 500- and 1,000-payment
+    gridlocks the global run's bound is nearly final after its root (1-2 s) and it
+    rarely improves the warm start, so the search keeps the whole budget.
+    """
+
+    def __init__(self, model: ArrayModel, warm_start: FloatArray | None, time_limit: float, rel_gap: float):
+        self.outcome: MipOutcome | None = None
+        self.error: BaseException | None = None
+        self.incumbent: FloatArray | None = None
+        """HiGHS's latest improving incumbent, published from its callback."""
+        self._thread = threading.Thread(
+            target=self._run, args=(model, warm_start, time_limit, rel_gap), name="lsm-highs", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, model: ArrayModel, warm_start: FloatArray | None, time_limit: float, rel_gap: float) -> None:
+        try:
+            self.outcome = run_mip(model, warm_start, time_limit, rel_gap=rel_gap, on_incumbent=self._publish)
+        except Exception as error:  # noqa: BLE001 - reported by result(), in the caller's thread
+            self.error = error
+
+    def _publish(self, x: FloatArray) -> None:
+        self.incumbent = x  # one reference swap: safe to read from the other thread
+
+    def proved_optimal(self) -> bool:
+        return not self._thread.is_alive() and self.outcome is not None and self.outcome.optimal
+
+    def result(self, timeout: float) -> MipOutcome:
+        """The outcome; LsmError if HiGHS failed or overran ``timeout``."""
+        self._thread.join(max(timeout, 0.0))
+        if self._thread.is_alive():
+            raise LsmError("HiGHS overran its time limit")
+        if self.error is not None:
+            raise LsmError("HiGHS failed", error=repr(self.error)) from self.error
+        assert self.outcome is not None
+        return self.outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +128,11 @@ def _solve_currency(
 ) -> _CurrencyResult:
     """Best selection for one presolved currency, with a proven bound.
 
-    Pipeline: greedy on the reduced instance -> cycle augmentation -> exchanges
-    (``search.exchange``: value-increasing add/drop walks) -> unless the model is
-    tiny, LNS for a share of the time -> HiGHS branch-and-bound, warm-started from that
-    incumbent (``setSolution``), for most of what is left (the bound; often a better
-    incumbent from its root-LP-guided heuristics) -> exchanges and LNS from the
+    Large models (over ``SEARCH_FIRST_COLUMNS`` columns): see
+    ``_search_with_background_mip``. Small ones: greedy on the reduced instance ->
+    cycle augmentation -> exchanges (``search.exchange``: value-increasing add/drop
+    walks) -> HiGHS branch-and-bound, warm-started from that incumbent
+    (``setSolution``), for most of what is left -> exchanges and LNS from the
     better incumbent until the deadline, unless HiGHS proved optimality. A HiGHS
     failure leaves the heuristic incumbent and a trivial bound. The final point is
     mapped back to payments (first members of each group in queue order) and
@@ -95,13 +150,11 @@ def _solve_currency(
     greedy = remove_until_covered(payments, residual, reduction.free)
     x = np.array([sum(1 for i in g.members if i in greedy) for g in groups], dtype=np.float64)
     start = time.perf_counter()
+    if model.num_col > SEARCH_FIRST_COLUMNS:
+        return _finish(payments, groups, model, residual, fixed, fixed_value,
+                       *_search_with_background_mip(model, x, start, deadline, rel_gap))
     x = augment(model, x, start + CONSTRUCT_SHARE * (deadline - start))
     x = exchange(model, x, start + CONSTRUCT_SHARE * (deadline - start))
-    if model.num_col > SEARCH_FIRST_COLUMNS:
-        try:
-            x = improve(model, x, time.perf_counter() + SEARCH_FIRST_SHARE * (deadline - time.perf_counter()))
-        except Exception:
-            log.warning("neighbourhood search failed on %s", reduction.currency, exc_info=True)
 
     method = "milp"
     outcome = MipOutcome(None, math.inf, False)
@@ -119,10 +172,74 @@ def _solve_currency(
         except Exception:
             log.warning("neighbourhood search failed on %s", reduction.currency, exc_info=True)
 
+    return _finish(payments, groups, model, residual, fixed, fixed_value, x, outcome, method)
+
+
+def _search_with_background_mip(
+    model: ArrayModel, x: FloatArray, start: float, deadline: float, rel_gap: float
+) -> tuple[FloatArray, MipOutcome, str]:
+    """Large models: HiGHS on the whole model in a worker thread (``_BackgroundMip``)
+    from the greedy point, while this thread runs cycle augmentation, exchanges and
+    then the LNS (restarted every ``LNS_RESTART_SECONDS`` from the better of its own
+    point and HiGHS's latest published incumbent, with larger neighbourhoods after a
+    round without progress) until the deadline or until HiGHS proves optimality.
+    HiGHS's final incumbent is taken if it is better; a HiGHS failure leaves the
+    search's point and a trivial bound (``heuristic-fallback``)."""
+    method = "milp"
+    outcome = MipOutcome(None, math.inf, False)
+    background = _BackgroundMip(model, x, max(deadline - time.perf_counter() - 0.05, 0.01), rel_gap)
+    x = augment(model, x, start + CONSTRUCT_SHARE * (deadline - start))
+    x = exchange(model, x, start + CONSTRUCT_SHARE * (deadline - start))
+    seed = 0
+    sub_mip_seconds = SUB_MIP_SECONDS
+    while time.perf_counter() < deadline - 0.05 and not background.proved_optimal():
+        published = background.incumbent
+        if (
+            published is not None
+            and float(model.cost @ published) > float(model.cost @ x)
+            and model.is_feasible(published)
+        ):
+            x = published  # HiGHS found better (its root heuristics): search around that
+        before = float(model.cost @ x)
+        try:
+            x = improve(
+                model, x, min(deadline, time.perf_counter() + LNS_RESTART_SECONDS),
+                seed=seed, sub_mip_seconds=sub_mip_seconds,
+            )
+        except Exception:
+            log.warning("neighbourhood search failed on a gridlock", exc_info=True)
+            break
+        seed += 1
+        # Stalled: the incumbent is optimal for every neighbourhood of this size,
+        # so the next round tries larger ones; any progress goes back to small ones.
+        stalled = float(model.cost @ x) <= before + 0.5
+        sub_mip_seconds = min(sub_mip_seconds * STALL_GROWTH, MAX_SUB_MIP_SECONDS) if stalled else SUB_MIP_SECONDS
+    try:
+        outcome = background.result(deadline - time.perf_counter() + JOIN_GRACE_SECONDS)
+    except LsmError:
+        log.warning("HiGHS failed on a gridlock", exc_info=True)
+        method = "heuristic-fallback"
+    if outcome.x is not None and model.is_feasible(outcome.x) and float(model.cost @ outcome.x) > float(model.cost @ x):
+        x = outcome.x
+    return x, outcome, method
+
+
+def _finish(
+    payments: Sequence[QueuedPayment],
+    groups: Sequence[Group],
+    model: ArrayModel,
+    residual: Mapping[Account, int],
+    fixed: frozenset[int],
+    fixed_value: int,
+    x: FloatArray,
+    outcome: MipOutcome,
+    method: str,
+) -> _CurrencyResult:
+    """Map the point back to payments, re-check it exactly, attach the bound."""
     chosen = {i for g, k in zip(groups, x.astype(np.int64).tolist()) for i in g.members[:k]}
     repaired = remove_until_covered(payments, residual, chosen)
     if repaired != chosen:
-        log.warning("%s incumbent needed repair after rounding", reduction.currency)
+        log.warning("incumbent needed repair after rounding")
         chosen, method = repaired, method + "-repaired"
     value = sum(payments[i].amount for i in chosen)
     bound = sum(g.amount * len(g.members) for g in groups)
