@@ -76,7 +76,8 @@ class _BackgroundMip:
     rarely improves the warm start, so the search keeps the whole budget.
     """
 
-    def __init__(self, model: ArrayModel, warm_start: FloatArray | None, time_limit: float, rel_gap: float):
+    def __init__(self, model: ArrayModel, warm_start: FloatArray | None, time_limit: float,
+                 rel_gap: float) -> None:
         self.outcome: MipOutcome | None = None
         self.error: BaseException | None = None
         self.incumbent: FloatArray | None = None
@@ -105,7 +106,8 @@ class _BackgroundMip:
             raise LsmError("HiGHS overran its time limit")
         if self.error is not None:
             raise LsmError("HiGHS failed", error=repr(self.error)) from self.error
-        assert self.outcome is not None
+        if self.outcome is None:
+            raise LsmError("HiGHS returned no outcome")
         return self.outcome
 
 
