@@ -49,11 +49,14 @@ class ChaosProxy:
     def set_mode(self, mode: Mode, *, delay: float | None = None) -> None:
         if delay is not None:
             self.delay = delay
-        previous, self.mode = self.mode, mode
-        self._drop_connections()
+        with self._lock:  # a connection is tracked under the mode it was accepted in (_accept_loop)
+            previous, self.mode = self.mode, mode
         if mode == "refuse":
             self._close_listener()
-        elif previous == "refuse" or self._listener is None:
+        # After the mode changed: a client whose connection is dropped here and reconnects at
+        # once meets the new mode, never a pass-through opened in between.
+        self._drop_connections()
+        if mode != "refuse" and (previous == "refuse" or self._listener is None):
             self._listen()
 
     def close(self) -> None:
@@ -95,10 +98,6 @@ class ChaosProxy:
         for c in conns:
             _close(c)
 
-    def _track(self, *socks: socket.socket) -> None:
-        with self._lock:
-            self._conns.update(socks)
-
     def _accept_loop(self, listener: socket.socket) -> None:
         while not self._closed.is_set():
             try:
@@ -106,12 +105,17 @@ class ChaosProxy:
             except OSError:
                 return  # listener closed
             self.accepted += 1
-            mode = self.mode
+            with self._lock:
+                mode = self.mode
+                if mode != "refuse":
+                    self._conns.add(client)
+            if mode == "refuse":  # accepted just as the listener closed: refused all the same
+                _close(client)
+                continue
             if mode == "reset":
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 client.close()
                 continue
-            self._track(client)
             if mode == "drop":
                 threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
                 continue
@@ -121,7 +125,12 @@ class ChaosProxy:
                 _close(client)  # the node itself is down: the client sees the connection close
                 continue
             upstream.settimeout(None)
-            self._track(upstream)
+            with self._lock:
+                if self.mode != mode:  # the mode changed while connecting: this pair is dropped too
+                    _close(client)
+                    _close(upstream)
+                    continue
+                self._conns.add(upstream)
             threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
