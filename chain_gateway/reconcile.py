@@ -151,8 +151,8 @@ def reconcile(session: Session, client: LedgerClient, block: int | None = None, 
     codes = [_uint(raw) for raw in source.calls(
         [(client.ledger, encode_call("paymentStatus(bytes16)", ["bytes16"], [_uetr_bytes(u)])) for u in common],
         block)] if common else []
-    in_transit = _in_transit(source, client, block, [u for u, code in zip(common, codes, strict=True)
-                                                     if code == _STATUS_RESERVED])
+    reserved = [u for u, code in zip(common, codes, strict=True) if code == _STATUS_RESERVED]
+    in_transit = _in_transit(source, client, block, reserved)
 
     # balances and supply (a committed gridlock's payments not yet closed count as in transit)
     keys = sorted(set(mirror_balances) | chain_keys | set(in_transit))
@@ -189,9 +189,8 @@ def reconcile(session: Session, client: LedgerClient, block: int | None = None, 
         if mine["chain_status"] != _MIRROR_CODE.get(code, code) or mine["status"] not in _AGREES.get(code, ()):
             differences.append(Difference("payment_status", uetr, f"{mine['status']} ({mine['chain_status']})",
                                           f"{_CHAIN_NAMES.get(code, str(code))} ({code})"))
-    transit_count = sum(1 for code in codes if code == _STATUS_RESERVED) if in_transit else 0
     return Reconciliation(block, {"balances": len(keys), "payments": len(mirror_uetrs | chain_uetrs),
-                                  "currencies": len(currencies), "in_transit": transit_count}, differences)
+                                  "currencies": len(currencies), "in_transit": len(reserved) if in_transit else 0}, differences)
 
 
 def _uetr_bytes(uetr: str) -> bytes:
