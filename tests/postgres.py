@@ -4,7 +4,8 @@ As root: a temporary data folder owned by ``postgres``, ``initdb`` and ``pg_ctl`
 user (``su postgres -c ...``); as anyone else, directly. The server listens on 127.0.0.1 on a
 free port (socket in the data folder), with durability off (fsync, synchronous_commit,
 full_page_writes: a test database is thrown away). Each test gets its own database, cloned
-from a migrated template in a few milliseconds (``PostgresServer.create_database``). The
+from a migrated template in a few milliseconds, and dropped when the test ends
+(``PostgresServer.database``): a database is ~7.5 MB on disk, and a run creates hundreds. The
 server is stopped (``pg_ctl stop -m fast``) and its folder removed at session end.
 
 The fixture `postgres_server` is registered once, in tests/conftest.py.
@@ -20,6 +21,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,16 @@ class PostgresServer:
 
     def drop_database(self, name: str) -> None:
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    @contextmanager
+    def database(self, *, template: str | None = None) -> Iterator[str]:
+        """A new database for the duration of the block, dropped afterwards (even on failure),
+        so a run's disk use stays that of the databases alive at once."""
+        url = self.create_database(template=template)
+        try:
+            yield url
+        finally:
+            self.drop_database(url.rsplit("/", 1)[1])
 
     def stop(self) -> None:
         """Stop the server and remove its folder (idempotent)."""

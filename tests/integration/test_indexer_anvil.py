@@ -79,10 +79,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    url = server.create_database()
-    upgrade_database(url)
-    yield url
-    server.drop_database(url.rsplit("/", 1)[1])
+    with server.database() as url:
+        upgrade_database(url)
+        yield url
 
 
 def test_indexer_anvil_pay_index_reconcile_and_reorg(node: Node, database: str):
@@ -137,7 +136,8 @@ def test_indexer_anvil_throughput(settings: Settings, tmp_path: Path, postgres_s
     chain = make_bench_chain(2_000, project_root=settings.project_root)
     try:
         sqlite_rate = bench_indexer(database_url=f"sqlite:///{tmp_path / 'bench.sqlite3'}", chain=chain)
-        pg_rate = bench_indexer(database_url=postgres_server.create_database(), chain=chain)
+        with postgres_server.database() as url:
+            pg_rate = bench_indexer(database_url=url, chain=chain)
     finally:
         chain.close()
     print(f"indexer: SQLite {sqlite_rate:,.0f} events/s, PostgreSQL {pg_rate:,.0f} events/s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,22 +45,18 @@ def postgres_template(postgres_server: PostgresServer) -> str:
 
 
 def _open(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MirrorDB]:
-    if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "mirror.sqlite3"
-        shutil.copy(template, path)
-        url = f"sqlite:///{path}"
-        server = None
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = server.create_database(template=request.getfixturevalue("postgres_template"))
-    engine = make_engine(url)
-    try:
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            template: Path = request.getfixturevalue("sqlite_template")
+            path = tmp_path / "mirror.sqlite3"
+            shutil.copy(template, path)
+            url = f"sqlite:///{path}"
+        else:
+            server = request.getfixturevalue("postgres_server")
+            url = stack.enter_context(server.database(template=request.getfixturevalue("postgres_template")))
+        engine = make_engine(url)
+        stack.callback(engine.dispose)  # before the database is dropped
         yield MirrorDB(backend, url, engine, make_session_factory(engine))
-    finally:
-        engine.dispose()
-        if server is not None:
-            server.drop_database(url.rsplit("/", 1)[1])
 
 
 @pytest.fixture

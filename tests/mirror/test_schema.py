@@ -1,6 +1,7 @@
 """The Alembic migration creates exactly the mirror's models, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import pytest
@@ -52,11 +53,14 @@ def _index_sql(conn, backend: str, name: str) -> str | None:  # type: ignore[no-
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_migration_0005_upgrades_a_filled_database_and_goes_back(backend, tmp_path, request):
-    server = request.getfixturevalue("postgres_server") if backend == "postgresql" else None
-    url = server.create_database() if server is not None else f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    upgrade_database(url, "0004_fx")
-    engine = make_engine(url)
-    try:
+    with ExitStack() as stack:
+        if backend == "postgresql":
+            url = stack.enter_context(request.getfixturevalue("postgres_server").database())
+        else:
+            url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+        upgrade_database(url, "0004_fx")
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
         with engine.begin() as conn:  # rows already there: the new indexes are built over them
             insert_rows(conn, T_PAYMENTS, [_payment(i, queue_seq=i if i % 2 else None) for i in range(1, 50)])
         upgrade_database(url)
@@ -76,10 +80,6 @@ def test_migration_0005_upgrades_a_filled_database_and_goes_back(backend, tmp_pa
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
         assert [d for d in diff if "mirror_payments" in repr(d) or "payment_intake" in repr(d)] == []
-    finally:
-        engine.dispose()
-        if server is not None:
-            server.drop_database(url.rsplit("/", 1)[1])
 
 
 def _payment(i: int, *, status: str = "ACSC", queue_seq: int | None = None) -> dict[str, object]:

@@ -3,6 +3,7 @@ stopped before the chain snapshot is reverted (helpers: tests/outbox/outbox_help
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -26,14 +27,15 @@ def outbox_db(tmp_path: Any) -> Iterator[sessionmaker[Session]]:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def any_db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[sessionmaker[Session]]:
     """The outbox on each backend the gateway supports (the repository tests run on both)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+        else:
+            url = stack.enter_context(request.getfixturevalue("postgres_server").database())
+        engine = make_engine(url)
+        stack.callback(engine.dispose)  # before the database is dropped
+        Base.metadata.create_all(engine)
+        yield make_session_factory(engine)
 
 
 @pytest.fixture
