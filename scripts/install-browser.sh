@@ -12,4 +12,5 @@ if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+$SUDO apt-get clean  # the downloaded .deb files (~100 MB): CI disks are small
 command -v chromium
