@@ -54,8 +54,8 @@ def _slither_python() -> Path:
     python = VENV / "bin" / "python"
     if not (VENV / "bin" / "slither").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-cache-dir", SLITHER_REQUIREMENT], check=True,
-                       timeout=900)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-cache-dir", SLITHER_REQUIREMENT],
+                       check=True, timeout=900)
     return python
 
 
