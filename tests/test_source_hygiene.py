@@ -47,9 +47,9 @@ def test_every_function_is_annotated(path: Path) -> None:
             assert node.returns is not None and not missing, f"{_ids(path)}:{node.lineno} {node.name}"
 
 
-MONEY = [p for p in MODULES if p.parent.name in ("instructions", "risk", "mirror", "outbox")
+MONEY = [p for p in MODULES if p.parent.name in ("instructions", "risk", "mirror", "outbox", "fx")
          or (p.parent.name == "chain_gateway" and p.name in (
-             "payments.py", "fx.py", "tracker.py", "ledger.py", "onboarding.py", "signing.py", "reconcile.py",
+             "payments.py", "tracker.py", "ledger.py", "onboarding.py", "signing.py", "reconcile.py",
              "queue.py", "audit_trail.py"))]
 
 
