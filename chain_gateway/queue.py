@@ -42,6 +42,7 @@ from chain_gateway.instructions.currency import from_minor
 from chain_gateway.ledger import TX_GAS_CAP, LedgerClient
 from chain_gateway.mirror import repository as mirror
 from chain_gateway.transactions import TransactionFailed, encode_call
+from chain_gateway.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class ResolutionReport:
         }
 
 
-class QueueService:
+class QueueService(WorkerThread):
     """Queue management, automatic release and gridlock resolution for one gateway.
 
     The lead's Gateway holds one (``gateway.queue``); ``start()`` runs its worker thread and the
@@ -143,9 +144,7 @@ class QueueService:
         self._unheld: set[str] = set()  # released from hold on-chain; the mirror may still say held
         self._lock = threading.Lock()
         self._resolve_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        WorkerThread.__init__(self, "queue-worker")
         self._last_progress = clock()
         self.last_report: ResolutionReport | None = None
         self.released: list[str] = []  # UETRs the worker sent to settleQueued (for tests and metrics)
@@ -264,16 +263,7 @@ class QueueService:
             self.recover()
         except GatewayError as exc:
             log.warning("gridlock batch recovery postponed: %s", exc.detail)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="queue-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._start_thread()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,11 +19,12 @@ from chain_gateway.fx.orders import encode_fx_batch, fx_batch_gas
 from chain_gateway.ledger import LedgerClient
 from chain_gateway.outbox.receipts import item_outcomes
 from chain_gateway.transactions import TxSender
+from chain_gateway.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
 
-class FxSubmitter:
+class FxSubmitter(WorkerThread):
     """Sends the FX outbox (``fx_payments``) to ``FxSettlement.settleFxBatch`` in batches, in its own thread,
     and settles each row by its receipt: DONE when the ledger used the UETR, FAILED when it rejected the
     order, PENDING again (up to ``max_attempts``) when the transaction failed; ``recover`` finishes rows a
@@ -41,27 +41,13 @@ class FxSubmitter:
         self.max_attempts = max_attempts
         self.receipt_timeout = receipt_timeout
         self.idle_poll = idle_poll
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.transactions = 0
+        WorkerThread.__init__(self, "fx-submitter")
 
     def start(self, *, recover_first: bool = True) -> None:
         if recover_first:
             self.recover()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="fx-submitter", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def notify(self) -> None:
-        self._wake.set()
+        self._start_thread()
 
     def _run(self) -> None:
         while not self._stop.is_set():

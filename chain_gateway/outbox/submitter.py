@@ -24,7 +24,6 @@ reports what it sent and what it gave up on through ``on_sent`` / ``on_failed``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections import deque
@@ -45,6 +44,7 @@ from chain_gateway.ledger import TX_GAS_CAP, LedgerClient
 from chain_gateway.outbox.models import UNFINISHED, OutboxEntry, OutboxState
 from chain_gateway.outbox.receipts import ItemOutcome, item_outcomes
 from chain_gateway.transactions import TransactionFailed, TxSender, encode_call
+from chain_gateway.worker import WorkerThread
 
 log = logging.getLogger(__name__)
 
@@ -283,10 +283,12 @@ class _InFlight:
     deadline: float  # monotonic: give up waiting for the receipt after this
 
 
-class Submitter:
+class Submitter(WorkerThread):
     """Sends the outbox's PENDING rows as ``settleBatch`` transactions from the relayer key.
 
-    Thread-safe entry points: ``notify()``, ``start()``, ``stop()``, ``wait_idle()``.
+    Thread-safe entry points: ``notify()``, ``start()``, ``stop()``, ``wait_idle()``. ``stop()``
+    stops taking new rows and finishes the transactions in flight (their receipts) before the
+    thread ends; rows whose receipt does not come stay SENT for the next ``recover()``.
     Callbacks run on the worker thread; an exception in one is logged and ignored. Run one
     submitter per outbox: two would send the same rows twice (harmless on-chain, wasted gas).
     """
@@ -319,9 +321,7 @@ class Submitter:
         self.name = name
         self.stats = SubmitterStats()
         self._in_flight: deque[_InFlight] = deque()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        WorkerThread.__init__(self, name)
         self._needs_recovery = False
 
     def _tx_gas_limit(self) -> int:
@@ -356,9 +356,7 @@ class Submitter:
                 report = self._recover()
             except ChainUnavailable as exc:
                 log.warning("outbox recovery postponed, the chain is unreachable: %s", exc.detail)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        self._start_thread()
         return report
 
     def _recover(self) -> RecoveryReport:
@@ -367,19 +365,6 @@ class Submitter:
         for uetr, reason in report.failed.items():
             self._callback(self.on_failed, [uetr], reason)
         return report
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop taking new rows, finish the transactions in flight (their receipts), join.
-        Rows whose receipt does not come stay SENT for the next ``recover()``."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def notify(self) -> None:
-        """New rows were committed: wake the worker now instead of at its next poll."""
-        self._wake.set()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until no row is PENDING or SENT (True), or `timeout` passes (False)."""
