@@ -214,15 +214,16 @@ def _insert_intake(session: Session, instruction: PaymentInstruction, *, amount_
     cost more than the statement), executed at once, so a concurrent duplicate UETR fails
     here as it does there. The returned row is not attached to the session (read it back with
     ``session.get``); it carries every column as stored."""
-    values = dict(
-        uetr=str(instruction.uetr), debtor_agent=instruction.debtor_agent, creditor_agent=instruction.creditor_agent,
-        currency=instruction.currency, amount=instruction.amount, amount_minor=amount_minor,
-        instruction_hash="0x" + instruction_hash.hex(),
-        canonical_json=json.dumps(instruction.canonical_dict(), sort_keys=True),
-        message_type=instruction.message_type, message_id=instruction.message_id,
-        end_to_end_id=instruction.end_to_end_id, flags=flags, deadline=deadline, signed_by=signed_by,
-        received_at=utcnow(),
-    )
+    values = {
+        "uetr": str(instruction.uetr), "debtor_agent": instruction.debtor_agent,
+        "creditor_agent": instruction.creditor_agent,
+        "currency": instruction.currency, "amount": instruction.amount, "amount_minor": amount_minor,
+        "instruction_hash": "0x" + instruction_hash.hex(),
+        "canonical_json": json.dumps(instruction.canonical_dict(), sort_keys=True),
+        "message_type": instruction.message_type, "message_id": instruction.message_id,
+        "end_to_end_id": instruction.end_to_end_id, "flags": flags, "deadline": deadline, "signed_by": signed_by,
+        "received_at": utcnow(),
+    }
     session.connection().execute(_INTAKE_INSERT, values)
     return PaymentIntake(**values)
 

@@ -271,8 +271,8 @@ class QueueService(WorkerThread):
             try:
                 self.release_pending()
                 self._maybe_resolve()
-            except Exception as exc:
-                log.exception("queue worker step failed: %s", exc)
+            except Exception:
+                log.exception("queue worker step failed")
                 self._stop.wait(1.0)
             self._wake.wait(self.poll_interval)
 

@@ -288,7 +288,7 @@ async def balance_series(api: Api, bic: str, currency: str) -> Series:
             series.as_of_block = body.get("as_of_block")
         for line in body.get("items", []):
             at = line.get("at")
-            ts = dt.datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() if at else None
+            ts = dt.datetime.fromisoformat(at).timestamp() if at else None
             series.points.append({"t": ts, "at": at, "block": line.get("block_number"), "kind": line.get("kind"),
                                   "amount": line.get("amount"), "balance": line.get("balance_after"),
                                   "uetr": line.get("uetr"), "counterparty": line.get("counterparty")})

@@ -92,7 +92,7 @@ def _when(value: Any) -> str:
     if not value:
         return ""
     try:
-        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(str(value))
     except ValueError:
         return str(value)
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

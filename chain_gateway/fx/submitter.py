@@ -55,8 +55,8 @@ class FxSubmitter(WorkerThread):
             try:
                 if self.step():
                     continue
-            except Exception as exc:
-                log.exception("FX submitter step failed: %s", exc)
+            except Exception:
+                log.exception("FX submitter step failed")
                 self._stop.wait(1.0)
                 continue
             self._wake.wait(self.idle_poll)

@@ -101,7 +101,7 @@ def parse_decimal(value: object, *, field: str = "amount") -> Decimal:
     Strings must be plain decimal notation (``"1250.75"``); signs and exponents are refused.
     Raises InvalidAmount (AM12).
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise InvalidAmount(
             f"{field} must be a decimal string such as \"1250.75\", not a "
             f"{type(value).__name__}: floats are never money",

@@ -398,8 +398,8 @@ class Submitter(WorkerThread):
                     self._recover()
                 if self._step():
                     continue
-            except Exception as exc:
-                log.exception("outbox submitter step failed: %s", exc)
+            except Exception:
+                log.exception("outbox submitter step failed")
                 self._back_off()
                 self._stop.wait(max(0.0, self._retry_at - time.monotonic()))
                 continue

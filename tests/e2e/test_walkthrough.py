@@ -41,7 +41,7 @@ def test_readme_walkthrough(live: Live) -> None:
 
     tracker = wait_status(ny, uetr, {"ACSC"})
     assert tracker["amount"] == "250.75" and tracker["tx_hash"] and tracker["block_number"]
-    assert [h["status"] for h in tracker["history"]][0] == "RCVD"
+    assert next(h["status"] for h in tracker["history"]) == "RCVD"
     assert tracker["history"][-1]["status"] == "ACSC"
 
     assert _balance(live, live.bank(NY), NY, "EUR") == ny_before + Decimal("1000.00") - Decimal("250.75")

@@ -59,7 +59,7 @@ def test_parse_several_transactions_every_version(
     parsed = parse_payment_message(message.bytes(), directory, uetr_factory=lambda: fixed)
     assert (parsed.message_type, parsed.version, parsed.message_id) == (kind, f"{kind}.001.{version}", "MSG-0001")
     assert (parsed.header is not None) == (header is not None)
-    a, b, c = parsed.transactions
+    a, b, _c = parsed.transactions
     assert [t.index for t in parsed.transactions] == [0, 1, 2]
     assert all(t.accepted for t in parsed.transactions), [t.rejection for t in parsed.transactions]
     ia, ib, ic = parsed.instructions()
@@ -105,7 +105,7 @@ def test_business_rejections_are_per_transaction(directory: StaticBicDirectory) 
         "UNKNOWN-BIC": "RC01", "UNKNOWN-MEMBER": "RC01", "BAD-COUNTRY": "RC01", "PARTY-COUNTRY": "FF01", "OK-2": None,
     }
     assert [i.end_to_end_id for i in parsed.instructions()] == ["OK-1", "OK-2"]
-    assert [t.end_to_end_id for t in parsed.rejections()][0] == "XAU"
+    assert next(t.end_to_end_id for t in parsed.rejections()) == "XAU"
     details = {t.end_to_end_id: t.rejection.detail for t in parsed.rejections() if t.rejection}
     assert "creditor_agent (InstdAgt) BARCGB22XXX is not a registered participant" in details["UNKNOWN-BIC"]
     assert "member id '999999999'" in details["UNKNOWN-MEMBER"]
