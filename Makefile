@@ -33,7 +33,7 @@ run: build
 ## make chain: a standalone anvil on 127.0.0.1:8545 (state in var/chain-state.json)
 chain: install
 	mkdir -p var
-	$(ANVIL) --host 127.0.0.1 --port 8545 --gas-price 0 --base-fee 0 \
+	$(ANVIL) --host 127.0.0.1 --port 8545 --gas-price 0 --base-fee 0 --max-persisted-states 64 \
 	  --state var/chain-state.json --state-interval 1
 
 ## make deploy: deploy + bootstrap the demo on the chain `make chain` serves

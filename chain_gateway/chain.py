@@ -4,16 +4,20 @@ or any JSON-RPC URL (Besu QBFT, geth, a developer's anvil).
 The managed anvil runs on a free 127.0.0.1 port with its state persisted under the data
 folder (``--state`` loads on start and saves on SIGTERM; ``--state-interval`` bounds what a
 kill loses). It dies with its parent (PR_SET_PDEATHSIG), so neither tests nor Ctrl-C nor a
-SIGKILLed gateway leave an orphan node behind.
+SIGKILLed gateway leave an orphan node behind. The states anvil writes to disk for
+point-in-time reads go to a private folder, bounded and removed with the node (see
+``ANVIL_PERSISTED_STATES``).
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +65,18 @@ class ChainHandle:
             self.process = None
 
 
+ANVIL_PERSISTED_STATES = 64
+"""How many past states a managed anvil may write to disk (``--max-persisted-states``), in a
+folder of its own (``--cache-path``) that ``stop``/``kill`` remove.
+
+Left to its defaults, anvil writes every state that leaves its in-memory window (about 500
+blocks) to ``~/.foundry/anvil/tmp`` and never removes it: 3,000 blocks of 32 transfers left
+30 GB there (measured), and the nodes the tests and benchmarks start filled a CI disk. With
+this bound, point-in-time reads still reach the last several hundred blocks (the in-memory
+window plus these), far more than the confirmation depth or a lagging mirror's reconciliation
+needs; older blocks need an archive node."""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,8 +106,10 @@ class AnvilProcess:
                  log_file: Path | None = None, block_time: float | None = None) -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._states = Path(tempfile.mkdtemp(prefix="anvil-states-"))
         args = [str(binary), "--host", "127.0.0.1", "--port", str(self.port), "--gas-price", "0",
-                "--base-fee", "0", "--gas-limit", "30000000", "--silent"]
+                "--base-fee", "0", "--gas-limit", "30000000", "--silent",
+                "--cache-path", str(self._states), "--max-persisted-states", str(ANVIL_PERSISTED_STATES)]
         if state_file is not None:
             state_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--state", str(state_file), "--state-interval", str(state_interval)]
@@ -125,14 +143,14 @@ class AnvilProcess:
     def stop(self) -> None:
         """SIGTERM (anvil saves its state), then SIGKILL if it lingers."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self._states, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL, for crash tests: whatever the last state interval did not save is lost."""
@@ -140,6 +158,7 @@ class AnvilProcess:
         if proc is not None and proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+        shutil.rmtree(self._states, ignore_errors=True)
 
 
 def make_web3(url: str, timeout: float = 10.0) -> Web3:
