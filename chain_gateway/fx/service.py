@@ -9,7 +9,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from chain_gateway.errors import (
     Conflict,
@@ -41,7 +41,6 @@ from chain_gateway.fx.orders import (
 from chain_gateway.fx.submitter import FxSubmitter
 from chain_gateway.instructions.currency import from_minor, validate_currency
 from chain_gateway.instructions.model import PaymentInstruction
-from chain_gateway.ledger import LedgerClient
 from chain_gateway.payments import (
     Acceptance,
     IntakeContext,
@@ -53,7 +52,6 @@ from chain_gateway.payments import (
     signed,
     store_intake,
 )
-from chain_gateway.transactions import TxSender
 
 
 @dataclass(frozen=True)
@@ -86,12 +84,10 @@ class FxService(FxSubmitter):
     The lead's Gateway holds one (``gateway.fx``), started after the ledger client.
     """
 
-    def __init__(self, client: LedgerClient, sessions: sessionmaker[Session], fx_contract: str, *,
-                 sender: TxSender | None = None, batch_size: int = 50, max_attempts: int = 5,
-                 receipt_timeout: float = 30.0, idle_poll: float = 0.5) -> None:
-        super().__init__(client, sessions, fx_contract, sender=sender, batch_size=batch_size,
-                         max_attempts=max_attempts, receipt_timeout=receipt_timeout, idle_poll=idle_poll)
-        self.chain_id = int(client.deployment.chain_id)
+    @property
+    def chain_id(self) -> int:
+        """The chain the EIP-712 domain names (quotes and orders signed for another chain fail)."""
+        return int(self.client.deployment.chain_id)
 
     # ---------------------------------------------------------------- quotes
     def build_quote(self, *, provider: str, debit_currency: str, credit_currency: str, rate: int, capacity: int,
