@@ -71,10 +71,10 @@ folder of its own (``--cache-path``) that ``stop``/``kill`` remove.
 
 Left to its defaults, anvil writes every state that leaves its in-memory window (about 500
 blocks) to ``~/.foundry/anvil/tmp`` and never removes it: 3,000 blocks of 32 transfers left
-30 GB there (measured), and the nodes the tests and benchmarks start filled a CI disk. With
-this bound, point-in-time reads still reach the last several hundred blocks (the in-memory
-window plus these), far more than the confirmation depth or a lagging mirror's reconciliation
-needs; older blocks need an archive node."""
+30 GB there (``scripts/bench_anvil_states.py``), and the nodes the tests and benchmarks start
+filled a CI disk. With this bound, point-in-time reads still reach the last several hundred
+blocks (the in-memory window plus these), far more than the confirmation depth or a lagging
+mirror's reconciliation needs; older blocks need an archive node."""
 
 
 def _free_port() -> int:

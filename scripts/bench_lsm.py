@@ -1,12 +1,15 @@
 """Benchmark of gridlock resolution: MILP pipeline against the TARGET2-style greedy.
 
     .venv/bin/python scripts/bench_lsm.py [--time-limit 10] [--seeds 1 2 3] [--sizes 500 1000] [--banks 64]
+    .venv/bin/python scripts/bench_lsm.py --highs-alone 300 --seeds 1 --sizes 500   # the reference run
 
 Cases: Project Ubin's 4-bank ring (5000 payments, known optimum 31,132,000) and
 random gridlocks built like Ubin's simulator (``chain_gateway.lsm.ubin.random_gridlock``).
 For each: value settled by ``solve_milp`` (with the time limit) and by ``solve_greedy``,
 each as a percentage of the MILP's proven upper bound, solver time, gap, optimality,
 then per queue size the worst seed against the issue-5 target (>= 99% of the bound).
+``--highs-alone S`` instead runs plain HiGHS (no heuristics of ours) for S seconds on each
+random case: how close a long run gets, beside what the pipeline reaches in its limit.
 Prints figures only; nothing is asserted (times depend on the machine and its load).
 ``run()`` returns the rows as dicts for ``make bench``.
 """
@@ -22,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from chain_gateway.lsm import is_feasible, solve_greedy, solve_milp
+from chain_gateway.lsm.milp import build_model, run_mip
+from chain_gateway.lsm.reduce import group_interchangeable, reduce_currency
 from chain_gateway.lsm.ubin import GridlockCase, load_ubin_ring_csv, random_gridlock
 
 DATA = REPO / "tests" / "lsm" / "data"
@@ -78,6 +83,17 @@ def run(
     return rows
 
 
+def highs_alone(case: GridlockCase, seconds: float) -> tuple[int, int]:
+    """(value, bound) of plain HiGHS on the presolved single-currency case after ``seconds``."""
+    payments = list(case.payments)
+    reduction = reduce_currency(payments, case.balances, range(len(payments)), payments[0].currency)
+    fixed = sum(payments[i].amount for i in reduction.fixed_in)
+    model = build_model(group_interchangeable(payments, reduction.free), reduction.residual)
+    outcome = run_mip(model, None, seconds)
+    value = 0 if outcome.x is None else round(float(model.cost @ outcome.x)) * model.scale
+    return fixed + value, fixed + int(outcome.dual_bound) * model.scale
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Fixed-width text table of ``run()``'s rows, then the worst seed per queue size."""
     header = (
@@ -124,7 +140,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--banks", type=int, default=64)
+    parser.add_argument("--highs-alone", type=float, metavar="S", help="plain HiGHS for S seconds per random case")
     args = parser.parse_args(argv)
+    if args.highs_alone:
+        for case in _cases(args.seeds, args.sizes, args.banks)[1:]:
+            value, bound = highs_alone(case, args.highs_alone)
+            print(f"{case.name}: HiGHS alone, {args.highs_alone:g} s: value {value:,} bound {bound:,} "
+                  f"= {_percent(value, bound) or 0:.2f}%")
+        return
     rows = run(args.time_limit, args.seeds, args.sizes, args.banks)
     print(format_table(rows))
     print(
