@@ -106,12 +106,11 @@ class AnvilProcess:
                  log_file: Path | None = None, block_time: float | None = None) -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._states = Path(tempfile.mkdtemp(prefix="anvil-states-"))
+        self._states = self._states_folder(state_file)
         args = [str(binary), "--host", "127.0.0.1", "--port", str(self.port), "--gas-price", "0",
                 "--base-fee", "0", "--gas-limit", "30000000", "--silent",
                 "--cache-path", str(self._states), "--max-persisted-states", str(ANVIL_PERSISTED_STATES)]
         if state_file is not None:
-            state_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--state", str(state_file), "--state-interval", str(state_interval)]
         if block_time is not None:
             args += ["--block-time", str(block_time)]
@@ -121,6 +120,18 @@ class AnvilProcess:
         )
         atexit.register(self.stop)
         self._wait_ready()
+
+    @staticmethod
+    def _states_folder(state_file: Path | None) -> Path:
+        """Beside the state file when there is one (past states do not outlive a restart, so a
+        folder left by an owner that was SIGKILLed is emptied at the next start, and goes with
+        the data folder); otherwise a temporary folder."""
+        if state_file is None:
+            return Path(tempfile.mkdtemp(prefix="anvil-states-"))
+        folder = state_file.parent / f"{state_file.stem}.past-states"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
 
     @property
     def pid(self) -> int | None:

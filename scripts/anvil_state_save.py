@@ -1,0 +1,107 @@
+"""Is anvil's periodic state save whole? Stop a busy node, restart it from its file, compare.
+
+    .venv/bin/python scripts/anvil_state_save.py [--trials 8] [--stop sigkill|whole|sigterm]
+
+Each trial starts the reliability suites' anvil (``tests.reliability.harness.Chain``: state
+saved every second), has four senders each send a transfer and wait for its receipt, over
+and over, for 2-5 s, stops the node, starts it again from the file and checks, at the
+restored head, every sender's nonce against its transactions in the restored blocks
+(``Chain.assert_whole``). They differ when the save was taken while blocks were being
+mined: anvil reads the block list, then the accounts, under separate locks.
+
+``--stop sigkill`` kills the node outright; ``whole`` kills it the way the suites do
+(``Chain.kill``: after a save taken with mining paused, losing the blocks mined since);
+``sigterm`` lets it save on exit. Prints one line per trial and the count; asserts nothing.
+
+Measured with anvil 1.7.1 on 2 cores, 8 trials each (``--seed 1``): sigkill, 4 restarts of 8
+came back with a state one or two transactions ahead of their blocks (7 of 8 in an earlier
+run); whole, 0 of 8, each losing 160-190 blocks as intended.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.reliability.harness import Chain
+
+SENDERS = 4
+
+
+def _send_until(url: str, sender: str, to: str, stop: threading.Event) -> None:
+    """Send a transfer, wait for its receipt, again, as a client of the chain does."""
+    def call(client: httpx.Client, method: str, params: list[object]) -> object:
+        return client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()["result"]
+
+    with httpx.Client(timeout=5) as client:
+        while not stop.is_set():
+            try:
+                tx = call(client, "eth_sendTransaction", [{"from": sender, "to": to, "value": "0x1", "gas": "0x5208"}])
+                while not stop.is_set() and call(client, "eth_getTransactionReceipt", [tx]) is None:
+                    time.sleep(0.01)
+            except (httpx.HTTPError, KeyError, ValueError):
+                return  # the node is gone
+
+
+def trial(how: str, rng: random.Random) -> tuple[int, int, str]:
+    """(head when stopped, head after the restart, "whole" or what differs)."""
+    with tempfile.TemporaryDirectory(prefix="anvil-save-") as folder:
+        chain = Chain(Path(folder)).start()
+        senders = chain.rpc("eth_accounts")[:SENDERS]
+        stop = threading.Event()
+        threads = [threading.Thread(target=_send_until, args=(chain.url, s, senders[0], stop)) for s in senders]
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(2.0, 5.0))
+        if how == "whole":
+            before = chain.kill()
+        else:
+            before = chain.head()
+            if how == "sigkill":
+                assert chain.node is not None
+                chain.node.kill()
+                chain.node = None
+            else:
+                chain.stop()
+        stop.set()
+        for t in threads:
+            t.join()
+        chain.start()
+        after = chain.head()
+        try:
+            chain.assert_whole(after)
+            verdict = "whole"
+        except AssertionError as torn:
+            verdict = str(torn)
+        finally:
+            chain.stop()
+    return before, after, verdict
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--stop", choices=("sigkill", "whole", "sigterm"), default="sigkill")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    torn = 0
+    for i in range(args.trials):
+        before, after, verdict = trial(args.stop, rng)
+        torn += verdict != "whole"
+        print(f"trial {i}: head {before} -> {after} after the restart: {verdict}", flush=True)
+    print(f"{args.stop}: {torn} of {args.trials} restarts came back with a state its blocks do not explain")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
