@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import logging
 import os
 import shutil
 import signal
@@ -31,6 +32,8 @@ from web3.types import RPCEndpoint
 
 from chain_gateway.config import Settings
 from chain_gateway.errors import ChainUnavailable, ConfigurationError, ToolchainError
+
+log = logging.getLogger(__name__)
 
 # anvil's and Hardhat's well-known development mnemonic; eth-tester derives the same keys
 # from it, so "dev account 0" is the same address on both local chains.
@@ -107,6 +110,7 @@ class AnvilProcess:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._states = self._states_folder(state_file)
+        self._saves_state = state_file is not None
         args = [str(binary), "--host", "127.0.0.1", "--port", str(self.port), "--gas-price", "0",
                 "--base-fee", "0", "--gas-limit", "30000000", "--silent",
                 "--cache-path", str(self._states), "--max-persisted-states", str(ANVIL_PERSISTED_STATES)]
@@ -151,10 +155,38 @@ class AnvilProcess:
         self.stop()
         raise ChainUnavailable(f"anvil did not answer on {self.url} within {timeout:.0f} s")
 
-    def stop(self) -> None:
-        """SIGTERM (anvil saves its state), then SIGKILL if it lingers."""
+    def pause_mining(self, *, quiet: float = 0.3, timeout: float = 10.0) -> int:
+        """Stop mining (``evm_setAutomine(false)``) and return the head once no block has been
+        mined for `quiet` seconds: under load anvil goes on mining what its miner already holds
+        for up to a second after the call returns. Transactions sent meanwhile wait in the pool."""
+        w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 5}))
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
+        deadline = time.monotonic() + timeout
+        head, since = int(w3.eth.block_number), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = int(w3.eth.block_number)
+            if now != head:
+                head, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return head
+        raise ChainUnavailable(f"anvil on {self.url} kept mining {timeout:.0f} s after mining was paused")
+
+    def stop(self, *, whole: bool = True) -> None:
+        """Mining paused, SIGTERM (anvil saves its state), then SIGKILL if it lingers.
+
+        anvil's save is not atomic (it reads the blocks, then the accounts, under separate
+        locks), its save on exit included: stopped while it mines, it can save a state ahead
+        of its blocks (``scripts/anvil_state_save.py --stop sigterm``). With mining paused
+        first (`whole`), the save is whole; what was still in the pool is lost, as on any
+        restart."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
+            if self._saves_state and whole:
+                try:
+                    self.pause_mining()
+                except Exception:  # noqa: BLE001 - a node that does not answer is stopped all the same
+                    log.warning("anvil on %s did not pause its mining before stopping", self.url)
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=10)

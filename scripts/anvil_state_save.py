@@ -1,6 +1,6 @@
 """Is anvil's periodic state save whole? Stop a busy node, restart it from its file, compare.
 
-    .venv/bin/python scripts/anvil_state_save.py [--trials 8] [--stop sigkill|whole|sigterm]
+    .venv/bin/python scripts/anvil_state_save.py [--trials 8] [--stop sigkill|sigterm|kill-whole|stop-whole]
 
 Each trial starts the reliability suites' anvil (``tests.reliability.harness.Chain``: state
 saved every second), has four senders each send a transfer and wait for its receipt, over
@@ -9,13 +9,16 @@ restored head, every sender's nonce against its transactions in the restored blo
 (``Chain.assert_whole``). They differ when the save was taken while blocks were being
 mined: anvil reads the block list, then the accounts, under separate locks.
 
-``--stop sigkill`` kills the node outright; ``whole`` kills it the way the suites do
-(``Chain.kill``: after a save taken with mining paused, losing the blocks mined since);
-``sigterm`` lets it save on exit. Prints one line per trial and the count; asserts nothing.
+``--stop sigkill`` kills the node outright and ``sigterm`` lets it save on exit, both while
+it mines; ``kill-whole`` kills it as the suites do (``Chain.kill``: after a save taken with
+mining paused, losing the blocks mined since) and ``stop-whole`` stops it as the project
+always does (``AnvilProcess.stop``: mining paused, then SIGTERM). Prints one line per trial
+and the count; asserts nothing.
 
 Measured with anvil 1.7.1 on 2 cores, 8 trials each (``--seed 1``): sigkill, 4 restarts of 8
 came back with a state one or two transactions ahead of their blocks (7 of 8 in an earlier
-run); whole, 0 of 8, each losing 160-190 blocks as intended.
+run); sigterm, 7 of 8; kill-whole, 0 of 8, each losing 160-190 blocks as intended;
+stop-whole, 0 of 8, nothing lost.
 """
 from __future__ import annotations
 
@@ -62,16 +65,18 @@ def trial(how: str, rng: random.Random) -> tuple[int, int, str]:
         for t in threads:
             t.start()
         time.sleep(rng.uniform(2.0, 5.0))
-        if how == "whole":
+        if how == "kill-whole":
             before = chain.kill()
+        elif how == "stop-whole":
+            before = chain.stop() or 0
         else:
+            assert chain.node is not None
             before = chain.head()
             if how == "sigkill":
-                assert chain.node is not None
                 chain.node.kill()
-                chain.node = None
             else:
-                chain.stop()
+                chain.node.stop(whole=False)
+            chain.node = None
         stop.set()
         for t in threads:
             t.join()
@@ -90,7 +95,7 @@ def trial(how: str, rng: random.Random) -> tuple[int, int, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--stop", choices=("sigkill", "whole", "sigterm"), default="sigkill")
+    parser.add_argument("--stop", choices=("sigkill", "sigterm", "kill-whole", "stop-whole"), default="sigkill")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)

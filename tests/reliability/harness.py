@@ -101,7 +101,6 @@ class Chain:
         if self.node is None:
             raise RuntimeError("the chain is not running")
         for _ in range(attempts):
-            self.rpc("evm_setAutomine", [False])
             try:
                 saved = self._whole_save()
             finally:
@@ -131,12 +130,11 @@ class Chain:
             return 0
 
     def _whole_save(self, timeout: float = 30.0) -> int:
-        """With mining paused, wait for a save whose block list ends at the chain's head while
-        no block is mined before or after it (so its accounts match its blocks); returns its
-        modification time. ``evm_setAutomine(false)`` is not immediate: anvil first mines the
-        transactions already handed to its miner, for up to a second under load."""
+        """Pause mining and wait for a save whose block list ends at the settled head, with no
+        block mined since (so its accounts match its blocks); returns its modification time."""
+        assert self.node is not None
         deadline = time.monotonic() + timeout
-        head = self._settled_head(deadline)
+        head = self.node.pause_mining()
         seen = self._mtime()
         while time.monotonic() < deadline:
             now = self._mtime()
@@ -152,29 +150,23 @@ class Chain:
             if self._mtime() != now:
                 continue
             if self.head() != head:  # still mining when the save began: wait for another
-                head = self._settled_head(deadline)
+                head = self.node.pause_mining()
                 continue
             if (int(best, 16) if isinstance(best, str) else int(best)) == head:
                 return now
         raise AssertionError(f"no whole anvil state save within {timeout} s")
 
-    def _settled_head(self, deadline: float, quiet: float = 0.3) -> int:
-        """The head once no block has been mined for `quiet` seconds."""
-        head, since = self.head(), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            now = self.head()
-            if now != head:
-                head, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                return head
-        raise AssertionError("anvil kept mining with automine off")
-
-    def stop(self) -> None:
-        """SIGTERM: anvil saves its state and exits."""
-        if self.node is not None:
+    def stop(self) -> int | None:
+        """Mining paused, SIGTERM: anvil saves a whole state and exits (``AnvilProcess.stop``).
+        Returns the head it stopped at; None when it was not running."""
+        if self.node is None:
+            return None
+        try:
+            head = self.node.pause_mining()
+        finally:
             self.node.stop()
             self.node = None
+        return head
 
     def rpc(self, method: str, params: list[Any] | None = None, *, timeout: float = 30.0) -> Any:
         reply = httpx.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},

@@ -161,11 +161,8 @@ def test_anvil_restarted_from_its_state_while_payments_flow(rig: Rig, how: str) 
             time.sleep(0.05)
         saved = rig.chain.head()  # the state file is saved every second: this block is in it
         time.sleep(3.0)
-        before = rig.chain.head()
-        if how == "sigkill":
-            before = rig.chain.kill()
-        else:
-            rig.chain.stop()
+        before = rig.chain.kill() if how == "sigkill" else rig.chain.stop()
+        assert before is not None
         in_flight = load.done
         assert in_flight < len(specs), "the load ended before the node went down"
         time.sleep(2.0)
