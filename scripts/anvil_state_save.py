@@ -30,29 +30,12 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.reliability.harness import Chain
+from tests.reliability.harness import Chain, send_transfers_until
 
 SENDERS = 4
-
-
-def _send_until(url: str, sender: str, to: str, stop: threading.Event) -> None:
-    """Send a transfer, wait for its receipt, again, as a client of the chain does."""
-    def call(client: httpx.Client, method: str, params: list[object]) -> object:
-        return client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()["result"]
-
-    with httpx.Client(timeout=5) as client:
-        while not stop.is_set():
-            try:
-                tx = call(client, "eth_sendTransaction", [{"from": sender, "to": to, "value": "0x1", "gas": "0x5208"}])
-                while not stop.is_set() and call(client, "eth_getTransactionReceipt", [tx]) is None:
-                    time.sleep(0.01)
-            except (httpx.HTTPError, KeyError, ValueError):
-                return  # the node is gone
 
 
 def trial(how: str, rng: random.Random) -> tuple[int, int, str]:
@@ -61,7 +44,7 @@ def trial(how: str, rng: random.Random) -> tuple[int, int, str]:
         chain = Chain(Path(folder)).start()
         senders = chain.rpc("eth_accounts")[:SENDERS]
         stop = threading.Event()
-        threads = [threading.Thread(target=_send_until, args=(chain.url, s, senders[0], stop)) for s in senders]
+        threads = [threading.Thread(target=send_transfers_until, args=(chain.url, s, senders[0], stop)) for s in senders]
         for t in threads:
             t.start()
         time.sleep(rng.uniform(2.0, 5.0))

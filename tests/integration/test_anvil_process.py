@@ -3,12 +3,15 @@ whichever way it ends (anvil's default folder, ~/.foundry/anvil/tmp, is never cl
 a state file, the folder sits beside it and a start clears what a killed owner left."""
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from chain_gateway.chain import ANVIL_PERSISTED_STATES, AnvilProcess, anvil_binary
 from chain_gateway.config import PROJECT_ROOT
+from tests.reliability.harness import Chain, send_transfers_until
 
 pytestmark = pytest.mark.anvil
 
@@ -43,3 +46,29 @@ def test_states_folder_beside_the_state_file_is_cleared_at_start(tmp_path: Path)
     finally:
         node.stop()
     assert not left.exists() and state_file.is_file()
+
+
+def test_stopped_while_mining_it_saves_a_whole_state(tmp_path: Path) -> None:
+    """anvil's save on exit is not atomic: signalled while it mines, it may save a state ahead
+    of its blocks (scripts/anvil_state_save.py --stop sigterm: 7 of 8). `stop` pauses mining
+    first, so the restarted node holds every block it had and nothing more."""
+    chain = Chain(tmp_path).start()
+    senders = chain.rpc("eth_accounts")[:4]
+    done = threading.Event()
+    threads = [threading.Thread(target=send_transfers_until, args=(chain.url, s, senders[0], done)) for s in senders]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)
+        before = chain.stop()
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    chain.start()
+    try:
+        assert before is not None and before > 50, before  # it was mining when stopped
+        assert chain.head() == before
+        chain.assert_whole(before)
+    finally:
+        chain.stop()

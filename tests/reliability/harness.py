@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -177,6 +178,22 @@ class Chain:
 
     def head(self) -> int:
         return int(self.rpc("eth_blockNumber"), 16)
+
+
+def send_transfers_until(url: str, sender: str, to: str, stop: threading.Event) -> None:
+    """Send a transfer, wait for its receipt, again, until `stop` or the node goes away: the
+    closed loop of a chain client, to keep an anvil mining while it is stopped or killed."""
+    def call(client: httpx.Client, method: str, params: list[Any]) -> Any:
+        return client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()["result"]
+
+    with httpx.Client(timeout=5) as client:
+        while not stop.is_set():
+            try:
+                tx = call(client, "eth_sendTransaction", [{"from": sender, "to": to, "value": "0x1", "gas": "0x5208"}])
+                while not stop.is_set() and call(client, "eth_getTransactionReceipt", [tx]) is None:
+                    time.sleep(0.01)
+            except (httpx.HTTPError, KeyError, ValueError):
+                return  # the node is gone
 
 
 def dev_key_hex(index: int) -> str:
