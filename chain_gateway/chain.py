@@ -172,8 +172,9 @@ class AnvilProcess:
                 return head
         raise ChainUnavailable(f"anvil on {self.url} kept mining {timeout:.0f} s after mining was paused")
 
-    def stop(self, *, whole: bool = True) -> None:
-        """Mining paused, SIGTERM (anvil saves its state), then SIGKILL if it lingers.
+    def stop(self, *, whole: bool = True) -> int | None:
+        """Mining paused, SIGTERM (anvil saves its state), then SIGKILL if it lingers. Returns
+        the head it stopped at when it paused mining first, None otherwise.
 
         anvil's save is not atomic (it reads the blocks, then the accounts, under separate
         locks), its save on exit included: stopped while it mines, it can save a state ahead
@@ -181,10 +182,11 @@ class AnvilProcess:
         first (`whole`), the save is whole; what was still in the pool is lost, as on any
         restart."""
         proc, self._proc = self._proc, None
+        head: int | None = None
         if proc is not None and proc.poll() is None:
             if self._saves_state and whole:
                 try:
-                    self.pause_mining()
+                    head = self.pause_mining()
                 except Exception:  # noqa: BLE001 - a node that does not answer is stopped all the same
                     log.warning("anvil on %s did not pause its mining before stopping", self.url)
             proc.send_signal(signal.SIGTERM)
@@ -194,6 +196,7 @@ class AnvilProcess:
                 proc.kill()
                 proc.wait()
         shutil.rmtree(self._states, ignore_errors=True)
+        return head
 
     def kill(self) -> None:
         """SIGKILL, for crash tests: whatever the last state interval did not save is lost."""

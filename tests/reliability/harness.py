@@ -162,11 +162,8 @@ class Chain:
         Returns the head it stopped at; None when it was not running."""
         if self.node is None:
             return None
-        try:
-            head = self.node.pause_mining()
-        finally:
-            self.node.stop()
-            self.node = None
+        head = self.node.stop()
+        self.node = None
         return head
 
     def rpc(self, method: str, params: list[Any] | None = None, *, timeout: float = 30.0) -> Any:
