@@ -44,6 +44,7 @@ SUB_MIP_SECONDS = 0.02
 """Neighbourhoods are sized so a sub-MIP takes about this long: many small solves
 beat a few large ones on these instances (measured on the Ubin-style gridlocks)."""
 EXCHANGE_SECONDS = 0.2
+"""Cap on one ``exchange`` pass after an LNS improvement (usually a few milliseconds)."""
 WALKS_PER_PASS = 64
 """Closing walks tried per DP pass (each re-checked against the state the earlier
 ones left), so one pass can apply several disjoint exchanges."""
@@ -51,7 +52,6 @@ EXCHANGE_BATCHES = 8
 """When the all-starts pass of ``exchange`` finds nothing, starts are retried in this
 many batches: the DP keeps one best label per arc, so one start's walk can hide
 another's."""
-"""Cap on one ``exchange`` pass after an LNS improvement (usually a few milliseconds)."""
 
 
 def augment(model: ArrayModel, x: FloatArray, deadline: float) -> FloatArray:
