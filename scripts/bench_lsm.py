@@ -24,13 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from chain_gateway.lsm import is_feasible, solve_greedy, solve_milp
-from chain_gateway.lsm.milp import build_model, run_mip
+from chain_gateway.lsm.milp import build_model, group_counts, run_mip
 from chain_gateway.lsm.reduce import group_interchangeable, reduce_currency
 from chain_gateway.lsm.ubin import GridlockCase, load_ubin_ring_csv, random_gridlock
 
@@ -117,8 +115,8 @@ def highs_alone(case: GridlockCase, seconds: float, warm_start: float = 0.0) -> 
     model = build_model(groups, reduction.residual)
     start = None
     if warm_start > 0:
-        chosen = set(solve_milp(payments, case.balances, warm_start).selected)
-        start = np.array([sum(1 for i in g.members if payments[i].key in chosen) for g in groups], dtype=np.float64)
+        keys = set(solve_milp(payments, case.balances, warm_start).selected)
+        start = group_counts(groups, {i for i, p in enumerate(payments) if p.key in keys})
     outcome = run_mip(model, start, seconds)
     value = 0 if outcome.x is None else round(float(model.cost @ outcome.x)) * model.scale
     return fixed + value, fixed + int(outcome.dual_bound) * model.scale, outcome.optimal

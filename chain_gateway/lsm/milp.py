@@ -19,7 +19,7 @@ debtor's), so the column-wise matrix is written straight into numpy arrays.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import highspy
@@ -120,6 +120,11 @@ def build_model(groups: Sequence[Group], residual: Mapping[str, int]) -> ArrayMo
         value=value,
         scale=scale,
     )
+
+
+def group_counts(groups: Sequence[Group], chosen: Collection[int]) -> FloatArray:
+    """The model's point for a set of chosen payment indices: how many members of each group."""
+    return np.array([sum(1 for i in g.members if i in chosen) for g in groups], dtype=np.float64)
 
 
 def run_mip(

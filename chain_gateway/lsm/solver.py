@@ -20,7 +20,7 @@ from chain_gateway.lsm.heuristics import (
     remove_until_covered,
     solve_greedy,
 )
-from chain_gateway.lsm.milp import ArrayModel, FloatArray, MipOutcome, build_model, run_mip
+from chain_gateway.lsm.milp import ArrayModel, FloatArray, MipOutcome, build_model, group_counts, run_mip
 from chain_gateway.lsm.model import (
     Account,
     LsmError,
@@ -150,7 +150,7 @@ def _solve_currency(
         (party, reduction.currency): amount for party, amount in reduction.residual.items()
     }
     greedy = remove_until_covered(payments, residual, reduction.free)
-    x = np.array([sum(1 for i in g.members if i in greedy) for g in groups], dtype=np.float64)
+    x = group_counts(groups, greedy)
     start = time.perf_counter()
     if model.num_col > SEARCH_FIRST_COLUMNS:
         return _finish(payments, groups, model, residual, fixed, fixed_value,
